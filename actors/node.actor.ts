@@ -1,0 +1,652 @@
+/**
+ * The node actor: wires the node machine to a log, storage, a transport, a
+ * clock and the user's state machine, and turns it all into the public
+ * {@link RaftNode} API.
+ *
+ * One turn = the inbound messages and timer events of one event-loop turn,
+ * plus that turn's proposals as ONE `client.propose` event; at the end of the
+ * turn the Ready drains: persist → send → apply → publish.
+ *
+ * @module
+ */
+import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import { createActor, type Actor, type SnapshotFrom } from 'xstate';
+import { systemClock, type Clock, type TimerHandle } from '../adapters/clock.js';
+import { systemRandom, type Random } from '../adapters/random.js';
+import type { RaftStorage } from '../adapters/storage/storage.js';
+import type { Transport } from '../adapters/transport/transport.js';
+import {
+  ConfigurationError,
+  LeadershipLostError,
+  NotLeaderError,
+  ShutdownError,
+  StorageError,
+  TimeoutError,
+} from '../errors.js';
+import { nodeMachine } from '../machines/node.machine.js';
+import { replicaMachine, type SendAppendIntent, type SendHeartbeatIntent } from '../machines/replica.machine.js';
+import type { Configuration, LogEntry, RaftMessage, ReplicaState, Role, Server, ServerId } from '../machines/types.js';
+import { encodeConfig, latestConfig, rolesOf, validateServers } from './config.js';
+import { RaftLog } from './log.js';
+import { resolveOptions, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
+import { emptyReady, hasWrite, merge, record, type Ready } from './ready.js';
+
+/** What `propose` resolves with, once the entry is applied on this node. */
+export interface ProposalResult<R = unknown> {
+  /** Log index of the entry. */
+  readonly index: number;
+  /** Term it was appended in. */
+  readonly term: number;
+  /** What the state machine's `apply` returned. */
+  readonly result: R;
+}
+
+/** Progress of one replica as the leader sees it. */
+export interface ReplicaStatus {
+  /** Highest index known replicated there. */
+  readonly match: number;
+  /** Next index to send. */
+  readonly next: number;
+  /** Flow-control state. */
+  readonly state: ReplicaState;
+  /** Appends sent and unacknowledged. */
+  readonly inflight: number;
+  /** In probe: waiting for the answer to a probe. */
+  readonly paused: boolean;
+  /** Milliseconds since the last message from it, or `null` if none yet. */
+  readonly lastContactMs: number | null;
+}
+
+/** A snapshot of a node's state, for humans and dashboards. */
+export interface RaftStatus {
+  readonly id: ServerId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leaderId: ServerId | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastLogIndex: number;
+  /** The configuration in effect (the latest in the log). */
+  readonly members: readonly Server[];
+  /** Leader only: each peer's progress. */
+  readonly replicas: Readonly<Record<ServerId, ReplicaStatus>>;
+}
+
+/** The current leader as this node knows it. */
+export interface LeaderInfo {
+  readonly leaderId: ServerId | null;
+  readonly term: number;
+}
+
+/** Observations published on `events$`. */
+export type RaftEvent =
+  | { readonly type: 'roleChanged'; readonly role: Role; readonly term: number }
+  | { readonly type: 'leaderChanged'; readonly leaderId: ServerId | null; readonly term: number }
+  | { readonly type: 'membershipChanged'; readonly servers: readonly Server[]; readonly index: number }
+  | { readonly type: 'applyFailed'; readonly index: number; readonly error: unknown }
+  | { readonly type: 'fatal'; readonly error: unknown };
+
+/** Options of {@link RaftNode.propose}. */
+export interface ProposeOptions {
+  /** Overrides the node's `proposalTimeoutMs`. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * A running Raft server.
+ *
+ * @typeParam R - what the state machine's `apply` returns.
+ */
+export interface RaftNode<R = unknown> {
+  /** This server's id. */
+  readonly id: ServerId;
+  /** Opens storage, restores state and starts the protocol. */
+  start(): Promise<void>;
+  /** Stops: pending operations reject with `ShutdownError`. Unsynced writes may be lost, as on a crash. */
+  stop(): Promise<void>;
+  /** Writes the first configuration on a fresh node. Every initial member bootstraps with the same list. */
+  bootstrap(servers: readonly Server[]): Promise<void>;
+  /** Replicates `data`; resolves after it is applied on this node. */
+  propose(data: Uint8Array, options?: ProposeOptions): Promise<ProposalResult<R>>;
+  /** A synchronous snapshot of the node's state. */
+  status(): RaftStatus;
+  /** The leader, replayed to late subscribers; emits on every change. */
+  readonly leader$: Observable<LeaderInfo>;
+  /** The role, replayed to late subscribers; emits on every change. */
+  readonly role$: Observable<Role>;
+  /** Observations. */
+  readonly events$: Observable<RaftEvent>;
+}
+
+interface Pending<R> {
+  term: number;
+  settled: boolean;
+  resolve(value: ProposalResult<R>): void;
+  reject(error: unknown): void;
+  timer: TimerHandle | null;
+}
+
+interface Buffered<R> {
+  readonly data: Uint8Array;
+  readonly pending: Pending<R>;
+}
+
+type NodeActor = Actor<typeof nodeMachine>;
+
+function roleOf(snapshot: SnapshotFrom<typeof nodeMachine>): Role {
+  const v = snapshot.value;
+  return (typeof v === 'string' ? v : Object.keys(v)[0]) as Role;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+const internalsOf = new WeakMap<object, NodeInternals>();
+
+/** What the simulator may look at inside a node. Not part of the stable API. */
+export interface NodeInternals {
+  readonly log: RaftLog;
+}
+
+/** @internal The node's log, for simulation checks. */
+export function nodeInternals(node: RaftNode<unknown>): NodeInternals {
+  const internals = internalsOf.get(node);
+  if (internals === undefined) throw new TypeError('not a raftchart node');
+  return internals;
+}
+
+class Node<R> implements RaftNode<R> {
+  readonly id: ServerId;
+  readonly #fsm: StateMachine<R>;
+  readonly #storage: RaftStorage;
+  readonly #transport: Transport;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #opts: ResolvedOptions;
+  readonly #inspect: RaftNodeOptions<R>['inspect'];
+
+  #state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+  #actor: NodeActor | null = null;
+  #log = new RaftLog();
+  #ready: Ready = emptyReady();
+  #turnScheduled = false;
+  #writeQueue: Ready[] = [];
+  #writing = false;
+  #hardState = { term: 0, votedFor: null as ServerId | null };
+
+  #proposals: Buffered<R>[] = [];
+  #batch: Buffered<R>[] | null = null;
+  #pending = new Map<number, Pending<R>>();
+
+  #commitTarget = 0;
+  #applied = 0;
+  #applyBusy = false;
+
+  #config: { index: number; config: Configuration } | null = null;
+  #configDirty = false;
+  #lastContact = new Map<ServerId, number>();
+
+  #role: Role = 'follower';
+  #leader: LeaderInfo = { leaderId: null, term: 0 };
+  readonly #role$ = new BehaviorSubject<Role>('follower');
+  readonly #leader$ = new BehaviorSubject<LeaderInfo>({ leaderId: null, term: 0 });
+  readonly #events$ = new Subject<RaftEvent>();
+  readonly leader$ = this.#leader$.asObservable();
+  readonly role$ = this.#role$.asObservable();
+  readonly events$ = this.#events$.asObservable();
+
+  readonly #endTurn = (): void => this.#runTurn();
+
+  constructor(options: RaftNodeOptions<R>) {
+    this.#opts = resolveOptions(options as RaftNodeOptions<unknown>);
+    this.id = options.id;
+    this.#fsm = options.stateMachine;
+    this.#storage = options.storage;
+    this.#transport = options.transport;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? systemRandom;
+    this.#inspect = options.inspect;
+    internalsOf.set(this, { log: this.#log });
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new ConfigurationError('start', `node ${this.id} was already started`);
+    this.#state = 'starting';
+    try {
+      const stored = await this.#storage.open();
+      const entries = stored.lastIndex >= stored.firstIndex ? await this.#storage.entries(stored.firstIndex, stored.lastIndex) : [];
+      this.#log = new RaftLog(entries, stored.firstIndex);
+      internalsOf.set(this, { log: this.#log });
+      this.#hardState = { term: stored.hardState.term, votedFor: stored.hardState.votedFor };
+    } catch (error) {
+      this.#state = 'stopped';
+      throw error instanceof StorageError ? error : new StorageError(`node ${this.id}: cannot open storage`, { cause: error });
+    }
+    if ((this.#state as string) === 'stopped') throw new ShutdownError('start');
+    this.#config = latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex());
+    const { voters, learners } = rolesOf(this.#config?.config ?? null);
+    const [lo, hi] = this.#opts.electionTimeoutMs;
+    const machine = nodeMachine.provide({
+      delays: { electionTimeout: () => lo + Math.floor(this.#random.next() * (hi - lo)) },
+      actions: {
+        send: (_, messages) => {
+          for (const m of messages) record(this.#ready, m);
+          this.#scheduleTurn();
+        },
+        appendEntries: (_, intent) => {
+          const truncated = this.#log.appendAfter(intent.prevIndex, intent.entries, this.#ready.delta);
+          if (truncated !== null && this.#config !== null && truncated <= this.#config.index) this.#configDirty = true;
+          for (const e of intent.entries) if (e.type === 'config') this.#configDirty = true;
+          this.#scheduleTurn();
+        },
+        appendProposals: (_, intent) => {
+          const first = this.#log.appendNew(intent.term, intent.type, intent.payloads, this.#ready.delta);
+          if (intent.type === 'normal' && this.#batch !== null) this.#track(this.#batch, first, intent.term);
+          this.#batch = null;
+          this.#scheduleTurn();
+        },
+        commitTo: (_, index) => {
+          if (index > this.#commitTarget) this.#commitTarget = index;
+          this.#scheduleTurn();
+        },
+        rejectProposals: (_, leaderId) => {
+          const batch = this.#batch ?? [];
+          this.#batch = null;
+          for (const b of batch) b.pending.reject(new NotLeaderError(leaderId));
+        },
+      },
+      actors: {
+        replica: replicaMachine.provide({
+          actions: {
+            sendAppend: (_, intent) => this.#sendAppend(intent),
+            sendHeartbeat: (_, intent) => this.#sendHeartbeat(intent),
+          },
+        }),
+      },
+    });
+    const actor = createActor(machine, {
+      input: {
+        id: this.id,
+        log: this.#log,
+        term: this.#hardState.term,
+        votedFor: this.#hardState.votedFor,
+        voters,
+        learners,
+        preVote: this.#opts.preVote,
+        checkQuorum: this.#opts.checkQuorum,
+        electionTimeoutMs: lo,
+        heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
+        limits: {
+          maxInflight: this.#opts.maxInflightMessages,
+          maxInflightBytes: this.#opts.maxInflightBytes,
+          maxEntriesPerMessage: this.#opts.maxEntriesPerMessage,
+          maxBytesPerMessage: this.#opts.maxBytesPerMessage,
+        },
+      },
+      clock: this.#clock,
+      ...(this.#inspect === undefined ? {} : { inspect: this.#inspect }),
+    });
+    this.#actor = actor;
+    actor.subscribe({
+      next: (snapshot) => this.#observe(snapshot),
+      error: (error) => this.#fail(error),
+    });
+    if (this.#config !== null) this.#transport.setPeers(this.#config.config.servers);
+    await this.#transport.start(this.id, (message) => this.#receive(message));
+    this.#state = 'running';
+    actor.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped') return;
+    const wasStarted = this.#state !== 'new';
+    this.#state = 'stopped';
+    this.#actor?.stop();
+    this.#failAll(() => new ShutdownError('proposal'));
+    if (wasStarted) {
+      await this.#transport.stop();
+      await this.#storage.close();
+    }
+    this.#role$.complete();
+    this.#leader$.complete();
+    this.#events$.complete();
+  }
+
+  async bootstrap(servers: readonly Server[]): Promise<void> {
+    const list = validateServers(servers, 'bootstrap(servers)');
+    this.#requireRunning('bootstrap');
+    if (this.#hardState.term > 0 || this.#log.lastIndex() > 0) {
+      throw new ConfigurationError('bootstrap', `node ${this.id} already has state (term ${this.#hardState.term}, last index ${this.#log.lastIndex()}); bootstrap only a fresh node`);
+    }
+    const config: Configuration = { servers: list };
+    this.#log.appendNew(1, 'config', [encodeConfig(config)], this.#ready.delta);
+    this.#configDirty = true;
+    const done = new Promise<void>((resolve) => this.#ready.synced.push(resolve));
+    const { voters, learners } = rolesOf(config);
+    this.#actor?.send({ type: 'client.bootstrap', voters, learners });
+    this.#scheduleTurn();
+    await done;
+  }
+
+  propose(data: Uint8Array, options?: ProposeOptions): Promise<ProposalResult<R>> {
+    if (!(data instanceof Uint8Array)) return Promise.reject(new ConfigurationError('propose(data)', 'must be a Uint8Array'));
+    if (data.byteLength > this.#opts.maxProposalBytes) {
+      return Promise.reject(new ConfigurationError('propose(data)', `${data.byteLength} bytes exceeds maxProposalBytes (${this.#opts.maxProposalBytes})`));
+    }
+    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      return Promise.reject(new ConfigurationError('propose(options.timeoutMs)', 'must be a positive integer'));
+    }
+    if (this.#state !== 'running') return Promise.reject(new ShutdownError('proposal'));
+    if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
+    return new Promise<ProposalResult<R>>((resolve, reject) => {
+      const pending = this.#newPending(resolve, reject, timeoutMs);
+      this.#proposals.push({ data, pending });
+      this.#scheduleTurn();
+    });
+  }
+
+  /** A proposal's settlement: settles once, clears its timer, times out with `TimeoutError`. */
+  #newPending(resolve: (v: ProposalResult<R>) => void, reject: (e: unknown) => void, timeoutMs: number): Pending<R> {
+    const clock = this.#clock;
+    const pending: Pending<R> = {
+      term: 0,
+      settled: false,
+      timer: null,
+      resolve(value) {
+        if (pending.settled) return;
+        pending.settled = true;
+        if (pending.timer !== null) clock.clearTimeout(pending.timer);
+        resolve(value);
+      },
+      reject(error) {
+        if (pending.settled) return;
+        pending.settled = true;
+        if (pending.timer !== null) clock.clearTimeout(pending.timer);
+        reject(error);
+      },
+    };
+    pending.timer = clock.setTimeout(() => {
+      pending.timer = null;
+      pending.reject(new TimeoutError('proposal', timeoutMs));
+    }, timeoutMs);
+    return pending;
+  }
+
+  status(): RaftStatus {
+    const snapshot = this.#actor?.getSnapshot();
+    const ctx = snapshot?.context;
+    const replicas: Record<ServerId, ReplicaStatus> = {};
+    const now = this.#clock.now();
+    for (const [peer, ref] of Object.entries(ctx?.replicas ?? {})) {
+      const r = ref.getSnapshot();
+      const contact = this.#lastContact.get(peer);
+      replicas[peer] = {
+        match: r.context.match,
+        next: r.context.next,
+        state: r.value as ReplicaState,
+        inflight: r.context.inflights.count,
+        paused: r.context.paused,
+        lastContactMs: contact === undefined ? null : now - contact,
+      };
+    }
+    return {
+      id: this.id,
+      role: snapshot === undefined ? 'follower' : roleOf(snapshot),
+      term: ctx?.term ?? this.#hardState.term,
+      leaderId: ctx?.leaderId ?? null,
+      commitIndex: ctx?.commitIndex ?? 0,
+      appliedIndex: this.#applied,
+      lastLogIndex: this.#log.lastIndex(),
+      members: this.#config?.config.servers ?? [],
+      replicas,
+    };
+  }
+
+  // ---- the turn ----------------------------------------------------------------------------------
+
+  #receive(message: RaftMessage): void {
+    if (this.#state !== 'running' || message.to !== this.id) return;
+    this.#lastContact.set(message.from, this.#clock.now());
+    this.#actor?.send({ type: 'msg.receive', message });
+    this.#scheduleTurn();
+  }
+
+  #scheduleTurn(): void {
+    if (this.#turnScheduled || this.#state !== 'running') return;
+    this.#turnScheduled = true;
+    this.#clock.setImmediate(this.#endTurn);
+  }
+
+  #runTurn(): void {
+    this.#turnScheduled = false;
+    if (this.#state !== 'running' || this.#actor === null) return;
+    if (this.#proposals.length > 0) {
+      const batch = this.#proposals;
+      this.#proposals = [];
+      this.#batch = batch;
+      this.#actor.send({ type: 'client.propose', payloads: batch.map((b) => b.data) });
+      // A batch the machine neither appended nor rejected (it cannot happen today) must not hang.
+      if (this.#batch !== null) for (const b of this.#batch) b.pending.reject(new NotLeaderError(this.#leader.leaderId));
+      this.#batch = null;
+    }
+    if (this.#configDirty) this.#refreshConfig();
+    this.#flush();
+    this.#apply();
+  }
+
+  /** Drains the Ready: immediate messages now; writes and what depends on them through the write queue. */
+  #flush(): void {
+    const r = this.#ready;
+    this.#ready = emptyReady();
+    if (r.immediate.length > 0) this.#transport.send(r.immediate);
+    if (!hasWrite(r) && !this.#writing && this.#writeQueue.length === 0) {
+      if (r.afterSync.length > 0) this.#transport.send(r.afterSync);
+      for (const f of r.synced) f();
+      return;
+    }
+    this.#writeQueue.push(r);
+    void this.#pumpWrites();
+  }
+
+  async #pumpWrites(): Promise<void> {
+    if (this.#writing) return;
+    this.#writing = true;
+    try {
+      while (this.#writeQueue.length > 0 && this.#state === 'running') {
+        const r = merge(this.#writeQueue.splice(0));
+        if (hasWrite(r)) {
+          await this.#storage.write({
+            ...(r.hardState === null ? {} : { hardState: r.hardState }),
+            ...(r.delta.truncateFrom === null ? {} : { truncateFrom: r.delta.truncateFrom }),
+            entries: r.delta.entries,
+          });
+        }
+        if (this.#state !== 'running') return;
+        if (r.afterSync.length > 0) this.#transport.send(r.afterSync);
+        for (const f of r.synced) f();
+        const last = r.delta.entries[r.delta.entries.length - 1];
+        if (last !== undefined) {
+          this.#actor?.send({ type: 'storage.synced', index: last.index, term: last.term });
+          this.#scheduleTurn();
+        }
+      }
+    } catch (error) {
+      this.#fail(error instanceof StorageError ? error : new StorageError(`node ${this.id}: storage write failed`, { cause: error }));
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  // ---- replication intents -----------------------------------------------------------------------
+
+  #sendAppend(intent: SendAppendIntent): void {
+    const entries: LogEntry[] = intent.lastIndex > intent.prevIndex ? this.#log.slice(intent.prevIndex + 1, intent.lastIndex) : [];
+    record(this.#ready, {
+      type: 'append',
+      term: intent.term,
+      from: this.id,
+      to: intent.to,
+      prevLogIndex: intent.prevIndex,
+      prevLogTerm: intent.prevTerm,
+      entries,
+      leaderCommit: intent.commit,
+    });
+    this.#scheduleTurn();
+  }
+
+  #sendHeartbeat(intent: SendHeartbeatIntent): void {
+    record(this.#ready, { type: 'heartbeat', term: intent.term, from: this.id, to: intent.to, commit: intent.commit });
+    this.#scheduleTurn();
+  }
+
+  // ---- apply -------------------------------------------------------------------------------------
+
+  #track(batch: readonly Buffered<R>[], first: number, term: number): void {
+    for (let k = 0; k < batch.length; k++) {
+      const b = batch[k] as Buffered<R>;
+      b.pending.term = term;
+      this.#pending.set(first + k, b.pending);
+    }
+  }
+
+  /** Applies committed entries in index order; resolves proposals made here. */
+  #apply(): void {
+    if (this.#applyBusy) return;
+    while (this.#applied < this.#commitTarget && this.#state === 'running') {
+      const entry = this.#log.entry(this.#applied + 1);
+      if (entry === undefined) return;
+      if (entry.type !== 'normal') {
+        this.#applied = entry.index;
+        this.#settle(entry, undefined as R);
+        continue;
+      }
+      let result: R | Promise<R>;
+      try {
+        result = this.#fsm.apply({ index: entry.index, term: entry.term, data: entry.data });
+      } catch (error) {
+        this.#events$.next({ type: 'applyFailed', index: entry.index, error });
+        result = undefined as R;
+      }
+      if (isThenable(result)) {
+        this.#applyBusy = true;
+        Promise.resolve(result).then(
+          (value) => this.#afterAsyncApply(entry, value),
+          (error: unknown) => {
+            this.#events$.next({ type: 'applyFailed', index: entry.index, error });
+            this.#afterAsyncApply(entry, undefined as R);
+          },
+        );
+        return;
+      }
+      this.#applied = entry.index;
+      this.#settle(entry, result);
+    }
+  }
+
+  #afterAsyncApply(entry: LogEntry, value: R): void {
+    this.#applyBusy = false;
+    if (this.#state !== 'running') return;
+    this.#applied = entry.index;
+    this.#settle(entry, value);
+    this.#apply();
+  }
+
+  #settle(entry: LogEntry, result: R): void {
+    const pending = this.#pending.get(entry.index);
+    if (pending === undefined) return;
+    this.#pending.delete(entry.index);
+    if (pending.term === entry.term) pending.resolve({ index: entry.index, term: entry.term, result });
+    else pending.reject(new LeadershipLostError(entry.index));
+  }
+
+  // ---- observation -------------------------------------------------------------------------------
+
+  #observe(snapshot: SnapshotFrom<typeof nodeMachine>): void {
+    const ctx = snapshot.context;
+    if (ctx.term !== this.#hardState.term || ctx.votedFor !== this.#hardState.votedFor) {
+      this.#hardState = { term: ctx.term, votedFor: ctx.votedFor };
+      this.#ready.hardState = this.#hardState;
+      this.#scheduleTurn();
+    }
+    const role = roleOf(snapshot);
+    if (role !== this.#role) {
+      const was = this.#role;
+      this.#role = role;
+      if (was === 'leader') this.#loseLeadership(ctx.commitIndex);
+      this.#role$.next(role);
+      this.#events$.next({ type: 'roleChanged', role, term: ctx.term });
+    }
+    if (ctx.leaderId !== this.#leader.leaderId || ctx.term !== this.#leader.term) {
+      const changed = ctx.leaderId !== this.#leader.leaderId;
+      this.#leader = { leaderId: ctx.leaderId, term: ctx.term };
+      if (changed) {
+        this.#leader$.next(this.#leader);
+        this.#events$.next({ type: 'leaderChanged', leaderId: ctx.leaderId, term: ctx.term });
+      }
+    }
+  }
+
+  /** A deposed leader fails the proposals not yet committed: their outcome is unknown. */
+  #loseLeadership(commitIndex: number): void {
+    for (const b of this.#proposals) b.pending.reject(new NotLeaderError(null));
+    this.#proposals = [];
+    for (const [index, pending] of this.#pending) {
+      if (index > commitIndex) {
+        this.#pending.delete(index);
+        pending.reject(new LeadershipLostError(index));
+      }
+    }
+  }
+
+  #refreshConfig(): void {
+    this.#configDirty = false;
+    const latest = latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex());
+    if (latest?.index === this.#config?.index && latest?.config === this.#config?.config) return;
+    this.#config = latest;
+    const { voters, learners } = rolesOf(latest?.config ?? null);
+    if (latest !== null) this.#transport.setPeers(latest.config.servers);
+    this.#actor?.send({ type: 'config.changed', voters, learners });
+    this.#events$.next({ type: 'membershipChanged', servers: latest?.config.servers ?? [], index: latest?.index ?? 0 });
+  }
+
+  #requireRunning(what: string): void {
+    if (this.#state !== 'running') throw new ShutdownError(what);
+  }
+
+  #failAll(error: () => Error): void {
+    for (const b of this.#proposals) b.pending.reject(error());
+    this.#proposals = [];
+    for (const pending of this.#pending.values()) pending.reject(error());
+    this.#pending.clear();
+  }
+
+  #fail(error: unknown): void {
+    if (this.#state === 'stopped') return;
+    this.#events$.next({ type: 'fatal', error });
+    void this.stop();
+  }
+}
+
+/**
+ * Creates a Raft node. Nothing happens until `start()`.
+ *
+ * @remarks Options are validated here; a bad option throws at once.
+ *
+ * @example
+ * ```ts
+ * const network = new MemoryNetwork()
+ * const node = createRaftNode({ id: 'n1', stateMachine: { apply: (e) => e.index },
+ *   storage: new MemoryStorage(), transport: network.transport('n1') })
+ * await node.start()
+ * await node.bootstrap([{ id: 'n1', address: 'n1' }])
+ * ```
+ *
+ * @throws {@link ConfigurationError} for a missing, unknown or out-of-range option.
+ */
+export function createRaftNode<R = unknown>(options: RaftNodeOptions<R>): RaftNode<R> {
+  return new Node<R>(options);
+}

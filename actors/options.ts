@@ -1,0 +1,179 @@
+/**
+ * Options of {@link createRaftNode}, their defaults and their validation.
+ *
+ * @module
+ */
+import type { InspectionEvent } from 'xstate';
+import type { Clock } from '../adapters/clock.js';
+import type { Random } from '../adapters/random.js';
+import type { RaftStorage } from '../adapters/storage/storage.js';
+import type { Transport } from '../adapters/transport/transport.js';
+import { ConfigurationError } from '../errors.js';
+import type { ServerId } from '../machines/types.js';
+
+/** An entry handed to the user's state machine. */
+export interface AppliedEntry {
+  /** Log index. */
+  readonly index: number;
+  /** Term of the leader that created it. */
+  readonly term: number;
+  /** The proposed bytes. */
+  readonly data: Uint8Array;
+}
+
+/**
+ * The user's replicated state machine. Every node applies the same entries in the same order.
+ *
+ * @typeParam R - what `apply` returns; `propose` resolves with it on the node that proposed.
+ */
+export interface StateMachine<R = unknown> {
+  /** Applies one committed entry. Must be deterministic. A throw is reported on `events$` and the entry counts as applied with an `undefined` result. */
+  apply(entry: AppliedEntry): R | Promise<R>;
+  /** Serializes the state (used by the snapshot issue). */
+  snapshot?(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
+  /** Replaces the state from a snapshot (used by the snapshot issue). */
+  restore?(chunks: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+/** Options of a Raft node. Only `id`, `stateMachine`, `storage` and `transport` are required. */
+export interface RaftNodeOptions<R = unknown> {
+  /** Unique, stable id of this server. */
+  readonly id: ServerId;
+  /** The user's state machine. */
+  readonly stateMachine: StateMachine<R>;
+  /** Durable state. */
+  readonly storage: RaftStorage;
+  /** Messaging. */
+  readonly transport: Transport;
+  /** Election timeout: `[min, max)` in ms, or `T` for `[T, 2T)`. Default `[150, 300]`. */
+  readonly electionTimeoutMs?: number | readonly [number, number];
+  /** Leader heartbeat period in ms; must be below the minimum election timeout. Default 50. */
+  readonly heartbeatIntervalMs?: number;
+  /** Pre-vote before elections. Default true. */
+  readonly preVote?: boolean;
+  /** Leader steps down without quorum contact; followers ignore disruptive votes. Default true. */
+  readonly checkQuorum?: boolean;
+  /** Entries applied since the last snapshot that trigger a new one (snapshot issue). Default 8192. */
+  readonly snapshotThreshold?: number;
+  /** Entries kept after a snapshot (snapshot issue). Default 10240. */
+  readonly trailingLogs?: number;
+  /** How long `propose` waits before rejecting with `TimeoutError`. Default 10000. */
+  readonly proposalTimeoutMs?: number;
+  /** Largest accepted proposal in bytes. Default 8 MiB. */
+  readonly maxProposalBytes?: number;
+  /** Appends in flight to one follower. Default 256. */
+  readonly maxInflightMessages?: number;
+  /** Payload bytes in flight to one follower. Default 64 MiB. */
+  readonly maxInflightBytes?: number;
+  /** Entries in one append message. Default 4096. */
+  readonly maxEntriesPerMessage?: number;
+  /** Payload bytes in one append message (one larger entry still goes alone). Default 1 MiB. */
+  readonly maxBytesPerMessage?: number;
+  /** Time source. Default: real time. */
+  readonly clock?: Clock;
+  /** Randomness for election timeouts. Default: `Math.random`. */
+  readonly random?: Random;
+  /** XState inspection callback, passed through unchanged. */
+  readonly inspect?: (event: InspectionEvent) => void;
+}
+
+/** Options after defaults, validated. */
+export interface ResolvedOptions {
+  readonly electionTimeoutMs: readonly [number, number];
+  readonly heartbeatIntervalMs: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly snapshotThreshold: number;
+  readonly trailingLogs: number;
+  readonly proposalTimeoutMs: number;
+  readonly maxProposalBytes: number;
+  readonly maxInflightMessages: number;
+  readonly maxInflightBytes: number;
+  readonly maxEntriesPerMessage: number;
+  readonly maxBytesPerMessage: number;
+}
+
+const KNOWN = new Set([
+  'id', 'stateMachine', 'storage', 'transport', 'electionTimeoutMs', 'heartbeatIntervalMs', 'preVote',
+  'checkQuorum', 'snapshotThreshold', 'trailingLogs', 'proposalTimeoutMs', 'maxProposalBytes',
+  'maxInflightMessages', 'maxInflightBytes', 'maxEntriesPerMessage', 'maxBytesPerMessage', 'clock', 'random', 'inspect',
+]);
+
+function int(name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigurationError(name, `must be an integer in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+function bool(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new ConfigurationError(name, `must be a boolean, got ${typeof value}`);
+  return value;
+}
+
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return names.every((n) => typeof record[n] === 'function');
+}
+
+/**
+ * Validates options and fills in defaults.
+ *
+ * @throws {@link ConfigurationError} naming the option and the bound it breaks.
+ */
+export function resolveOptions(options: RaftNodeOptions<unknown>): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new ConfigurationError('options', 'must be an object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new ConfigurationError(key, 'unknown option');
+  }
+  if (typeof options.id !== 'string' || options.id.length === 0 || options.id.length > 256) {
+    throw new ConfigurationError('id', 'must be a non-empty string of at most 256 characters');
+  }
+  if (!hasMethods(options.stateMachine, ['apply'])) throw new ConfigurationError('stateMachine', 'must have an apply(entry) method');
+  if (!hasMethods(options.storage, ['open', 'entries', 'write', 'close'])) {
+    throw new ConfigurationError('storage', 'must implement RaftStorage (open, entries, write, close)');
+  }
+  if (!hasMethods(options.transport, ['start', 'send', 'setPeers', 'stop'])) {
+    throw new ConfigurationError('transport', 'must implement Transport (start, send, setPeers, stop)');
+  }
+  if (options.clock !== undefined && !hasMethods(options.clock, ['now', 'setTimeout', 'clearTimeout', 'setImmediate'])) {
+    throw new ConfigurationError('clock', 'must implement Clock (now, setTimeout, clearTimeout, setImmediate)');
+  }
+  if (options.random !== undefined && !hasMethods(options.random, ['next'])) throw new ConfigurationError('random', 'must have next()');
+  if (options.inspect !== undefined && typeof options.inspect !== 'function') throw new ConfigurationError('inspect', 'must be a function');
+
+  let election: [number, number];
+  const raw = options.electionTimeoutMs;
+  if (raw === undefined) election = [150, 300];
+  else if (typeof raw === 'number') {
+    const t = int('electionTimeoutMs', raw, 150, 1);
+    election = [t, 2 * t];
+  } else if (Array.isArray(raw) && raw.length === 2) {
+    const lo = int('electionTimeoutMs[0]', raw[0], 150, 1);
+    const hi = int('electionTimeoutMs[1]', raw[1], 300, 1);
+    if (hi <= lo) throw new ConfigurationError('electionTimeoutMs', `max (${hi}) must exceed min (${lo})`);
+    election = [lo, hi];
+  } else throw new ConfigurationError('electionTimeoutMs', 'must be a number or a [min, max] pair');
+
+  const heartbeatIntervalMs = int('heartbeatIntervalMs', options.heartbeatIntervalMs, 50, 1);
+  if (heartbeatIntervalMs >= election[0]) {
+    throw new ConfigurationError('heartbeatIntervalMs', `must be below the minimum election timeout (${election[0]} ms), got ${heartbeatIntervalMs}`);
+  }
+  return {
+    electionTimeoutMs: election,
+    heartbeatIntervalMs,
+    preVote: bool('preVote', options.preVote, true),
+    checkQuorum: bool('checkQuorum', options.checkQuorum, true),
+    snapshotThreshold: int('snapshotThreshold', options.snapshotThreshold, 8192, 1),
+    trailingLogs: int('trailingLogs', options.trailingLogs, 10240, 0),
+    proposalTimeoutMs: int('proposalTimeoutMs', options.proposalTimeoutMs, 10_000, 1),
+    maxProposalBytes: int('maxProposalBytes', options.maxProposalBytes, 8 * 1024 * 1024, 0, 1024 * 1024 * 1024),
+    maxInflightMessages: int('maxInflightMessages', options.maxInflightMessages, 256, 1, 65536),
+    maxInflightBytes: int('maxInflightBytes', options.maxInflightBytes, 64 * 1024 * 1024, 1),
+    maxEntriesPerMessage: int('maxEntriesPerMessage', options.maxEntriesPerMessage, 4096, 1),
+    maxBytesPerMessage: int('maxBytesPerMessage', options.maxBytesPerMessage, 1024 * 1024, 1),
+  };
+}

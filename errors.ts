@@ -1,0 +1,90 @@
+/**
+ * Error classes. Every error raftchart raises is a {@link RaftError} with a stable
+ * upper-case `code`, so callers can branch on `err.code` across versions.
+ *
+ * @module
+ */
+import type { ServerId } from './machines/types.js';
+
+/** Stable error codes. */
+export type RaftErrorCode =
+  | 'NOT_LEADER'
+  | 'SHUTDOWN'
+  | 'TIMEOUT'
+  | 'LEADERSHIP_LOST'
+  | 'CONFIGURATION'
+  | 'STORAGE';
+
+/** Base class of every raftchart error. */
+export class RaftError extends Error {
+  /** Stable code, e.g. `'NOT_LEADER'`. */
+  readonly code: RaftErrorCode;
+  constructor(code: RaftErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * The node is not the leader; retry at `leaderId` if known.
+ *
+ * @example
+ * ```ts
+ * try { await node.propose(bytes) } catch (e) {
+ *   if (e instanceof NotLeaderError && e.leaderId) forwardTo(e.leaderId)
+ * }
+ * ```
+ */
+export class NotLeaderError extends RaftError {
+  /** The leader this node knows of, or `null`. */
+  readonly leaderId: ServerId | null;
+  constructor(leaderId: ServerId | null) {
+    super('NOT_LEADER', leaderId === null ? 'not the leader; no leader known' : `not the leader; leader is ${leaderId}`);
+    this.leaderId = leaderId;
+  }
+}
+
+/** The node stopped before the operation completed. */
+export class ShutdownError extends RaftError {
+  constructor(what = 'operation') {
+    super('SHUTDOWN', `node stopped before the ${what} completed`);
+  }
+}
+
+/** The operation did not complete within its timeout. Its outcome is unknown: a proposal may still commit. */
+export class TimeoutError extends RaftError {
+  constructor(what: string, ms: number) {
+    super('TIMEOUT', `${what} timed out after ${ms} ms; its outcome is unknown`);
+  }
+}
+
+/**
+ * The leader lost leadership before the entry was committed. The outcome is
+ * unknown: the entry may still be committed by the next leader.
+ */
+export class LeadershipLostError extends RaftError {
+  /** Index the entry was appended at. */
+  readonly index: number;
+  constructor(index: number) {
+    super('LEADERSHIP_LOST', `leadership lost before entry ${index} committed; its outcome is unknown`);
+    this.index = index;
+  }
+}
+
+/** A bad option or an impossible configuration request. The message names the option and why. */
+export class ConfigurationError extends RaftError {
+  /** The option or argument at fault. */
+  readonly option: string;
+  constructor(option: string, why: string) {
+    super('CONFIGURATION', `${option}: ${why}`);
+    this.option = option;
+  }
+}
+
+/** The storage adapter failed; the node stops rather than continue on state it cannot trust. */
+export class StorageError extends RaftError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE', message, options);
+  }
+}

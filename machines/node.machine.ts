@@ -1,0 +1,553 @@
+/**
+ * The node machine: one Raft server's role and term, as an explicit statechart.
+ *
+ * Every inbound message passes ONE term gate (root `msg.receive`) before any
+ * role sees it: a higher term is adopted (and the node becomes follower), a
+ * lower term is answered with ours or dropped. The gate then re-raises the
+ * message as `msg.<type>` for the active role:
+ *
+ * - `follower` (`leaderless` | `led`): answers appends and votes; campaigns when
+ *   its randomized election timeout passes without word from a leader. While
+ *   `led` (heard from a leader within the minimum election timeout) it ignores
+ *   vote and pre-vote requests of higher terms: leader stickiness.
+ * - `preCandidate`: asks for pre-votes at `term + 1` without changing its term,
+ *   so a partitioned node cannot disrupt a healthy cluster (thesis §9.6).
+ * - `candidate`: increments the term, votes for itself, asks for votes (§5.2).
+ * - `leader`: appends a no-op, spawns one replica machine per peer, heartbeats,
+ *   commits by quorum for entries of its own term only (§5.4.2) and steps down
+ *   when it has not heard from a quorum within an election timeout (check quorum).
+ *
+ * The machine does no I/O: it records intents (`send`, `appendEntries`,
+ * `appendProposals`, `commitTo`, `rejectProposals`) that the node actor
+ * implements, and reads the log through a {@link LogView}.
+ *
+ * @module
+ */
+import { and, assign, enqueueActions, not, raise, setup, stateIn, stopChild, type ActorRefFrom } from 'xstate';
+import { conflictHint, matches } from './log-matching.js';
+import { hasQuorum, quorumIndex, tally } from './quorum.js';
+import {
+  replicaMachine,
+  type ReplicaLimits,
+  type ReplicaProgressEvent,
+} from './replica.machine.js';
+import { decideVote, type VoteDecision } from './vote.js';
+import type {
+  AppendRequest,
+  AppendResponse,
+  EntryType,
+  Heartbeat,
+  HeartbeatResponse,
+  LogEntry,
+  LogView,
+  RaftMessage,
+  ServerId,
+  VoteRequest,
+  VoteResponse,
+} from './types.js';
+
+/** Input of the node machine: identity, restored hard state, membership and tunables. */
+export interface NodeInput {
+  /** This server. */
+  readonly id: ServerId;
+  /** The node's log (read-only to the machine). */
+  readonly log: LogView;
+  /** Restored current term. */
+  readonly term: number;
+  /** Restored vote in `term`. */
+  readonly votedFor: ServerId | null;
+  /** Voting members, this server included if it votes. */
+  readonly voters: readonly ServerId[];
+  /** Non-voting members. */
+  readonly learners: readonly ServerId[];
+  /** Run a pre-vote round before each election (thesis §9.6). */
+  readonly preVote: boolean;
+  /** Step down as leader without contact from a quorum for an election timeout; ignore disruptive votes meanwhile. */
+  readonly checkQuorum: boolean;
+  /** Lower bound T of the election timeout; the drawn timeout lies in [T, 2T). */
+  readonly electionTimeoutMs: number;
+  /** Leader heartbeat period. */
+  readonly heartbeatIntervalMs: number;
+  /** Flow control for each replica. */
+  readonly limits: ReplicaLimits;
+}
+
+/** The replica actors a leader runs, by peer id. */
+export type ReplicaRefs = Readonly<Record<ServerId, ActorRefFrom<typeof replicaMachine>>>;
+
+/**
+ * Context of the node machine. Numbers and ids only: entries live in the log.
+ *
+ * @remarks Invariants: `commitIndex <= log.lastIndex()`; `commitIndex` never
+ * decreases; `votedFor` is reset exactly when `term` increases; `leaderId`
+ * is `id` exactly in state `leader`.
+ */
+export interface NodeContext {
+  readonly id: ServerId;
+  readonly log: LogView;
+  readonly term: number;
+  readonly votedFor: ServerId | null;
+  readonly leaderId: ServerId | null;
+  readonly commitIndex: number;
+  readonly voters: readonly ServerId[];
+  readonly learners: readonly ServerId[];
+  /** Votes (or pre-votes) received in the current election. */
+  readonly votes: Readonly<Record<ServerId, boolean>>;
+  /** Leader: the replica machine of each peer. */
+  readonly replicas: ReplicaRefs;
+  /** Leader: highest index known replicated on each member (itself: durably written). */
+  readonly match: Readonly<Record<ServerId, number>>;
+  /** Leader: members heard from in the current check-quorum window. */
+  readonly active: Readonly<Record<ServerId, true>>;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly limits: ReplicaLimits;
+}
+
+/** A message after the term gate, addressed to the active role. */
+export type RoutedEvent =
+  | { readonly type: 'msg.vote'; readonly message: VoteRequest }
+  | { readonly type: 'msg.preVote'; readonly message: VoteRequest }
+  | { readonly type: 'msg.voteResponse'; readonly message: VoteResponse }
+  | { readonly type: 'msg.preVoteResponse'; readonly message: VoteResponse }
+  | { readonly type: 'msg.append'; readonly message: AppendRequest }
+  | { readonly type: 'msg.appendResponse'; readonly message: AppendResponse }
+  | { readonly type: 'msg.heartbeat'; readonly message: Heartbeat }
+  | { readonly type: 'msg.heartbeatResponse'; readonly message: HeartbeatResponse };
+
+/** Events the node machine accepts. */
+export type NodeEvent =
+  | { readonly type: 'msg.receive'; readonly message: RaftMessage }
+  | RoutedEvent
+  | { readonly type: 'client.propose'; readonly payloads: readonly Uint8Array[] }
+  | { readonly type: 'client.campaign' }
+  | { readonly type: 'client.bootstrap'; readonly voters: readonly ServerId[]; readonly learners: readonly ServerId[] }
+  | { readonly type: 'storage.synced'; readonly index: number; readonly term: number }
+  | { readonly type: 'config.changed'; readonly voters: readonly ServerId[]; readonly learners: readonly ServerId[] }
+  | ReplicaProgressEvent;
+
+/** Intent: follower appends `entries` after `prevIndex`, truncating only a conflicting suffix (§5.3). */
+export interface AppendEntriesIntent {
+  readonly prevIndex: number;
+  readonly entries: readonly LogEntry[];
+}
+
+/** Intent: leader appends new entries of its term (one per payload). */
+export interface AppendProposalsIntent {
+  readonly term: number;
+  readonly type: EntryType;
+  readonly payloads: readonly Uint8Array[];
+}
+
+type Ctx = NodeContext;
+type Ev = NodeEvent;
+
+const EMPTY = new Uint8Array(0);
+
+function isMember(ctx: Ctx, id: ServerId): boolean {
+  return ctx.voters.includes(id) || ctx.learners.includes(id);
+}
+
+function peersOf(ctx: Ctx): ServerId[] {
+  const peers: ServerId[] = [];
+  for (const v of ctx.voters) if (v !== ctx.id) peers.push(v);
+  for (const l of ctx.learners) if (l !== ctx.id && !peers.includes(l)) peers.push(l);
+  return peers;
+}
+
+function voteDecision(ctx: Ctx, m: VoteRequest): VoteDecision {
+  return decideVote(
+    {
+      term: ctx.term,
+      votedFor: ctx.votedFor,
+      leaderId: ctx.leaderId,
+      lastIndex: ctx.log.lastIndex(),
+      lastTerm: ctx.log.lastTerm(),
+      isVoter: ctx.voters.includes(ctx.id),
+    },
+    { preVote: m.type === 'preVote', term: m.term, candidate: m.from, lastIndex: m.lastLogIndex, lastTerm: m.lastLogTerm },
+  );
+}
+
+function voteRequests(ctx: Ctx, type: 'vote' | 'preVote', term: number): RaftMessage[] {
+  const lastLogIndex = ctx.log.lastIndex();
+  const lastLogTerm = ctx.log.lastTerm();
+  return ctx.voters
+    .filter((v) => v !== ctx.id)
+    .map((to) => ({ type, term, from: ctx.id, to, lastLogIndex, lastLogTerm }));
+}
+
+function msgOf(event: Ev): RaftMessage | undefined {
+  return 'message' in event ? event.message : undefined;
+}
+
+/**
+ * The node machine.
+ *
+ * @remarks Intents are placeholders here; `actors/node.actor.ts` provides
+ * them with `machine.provide()`. Delays (`electionTimeout`, `leaseTimeout`,
+ * `heartbeatInterval`) come from context; the actor overrides
+ * `electionTimeout` with a draw in [T, 2T) from the injected random.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate'
+ * const actor = createActor(nodeMachine.provide({ actions: { send: (_, m) => outbox.push(m) } }),
+ *   { input, clock })
+ * actor.start()
+ * actor.send({ type: 'msg.receive', message })
+ * ```
+ */
+export const nodeMachine = setup({
+  types: {
+    context: {} as NodeContext,
+    events: {} as NodeEvent,
+    input: {} as NodeInput,
+  },
+  actors: { replica: replicaMachine },
+  delays: {
+    electionTimeout: ({ context }) => context.electionTimeoutMs,
+    leaseTimeout: ({ context }) => context.electionTimeoutMs,
+    heartbeatInterval: ({ context }) => context.heartbeatIntervalMs,
+  },
+  actions: {
+    /** Intent: send messages (the actor holds back those that depend on unsynced state). */
+    send: (_: unknown, _messages: readonly RaftMessage[]) => {},
+    /** Intent: follower log append (§5.3). */
+    appendEntries: (_: unknown, _intent: AppendEntriesIntent) => {},
+    /** Intent: leader log append of new entries. */
+    appendProposals: (_: unknown, _intent: AppendProposalsIntent) => {},
+    /** Intent: entries up to `index` are committed; apply them. */
+    commitTo: (_: unknown, _index: number) => {},
+    /** Intent: fail the turn's proposals; this node is not the leader. */
+    rejectProposals: (_: unknown, _leaderId: ServerId | null) => {},
+
+    /** Re-raises a gated message for the active role. */
+    route: raise(({ event }) => {
+      const m = msgOf(event);
+      return (m === undefined ? { type: 'client.campaign' } : { type: `msg.${m.type}`, message: m }) as NodeEvent;
+    }),
+    /** Term gate: a higher term is adopted, the vote cleared, the sender's leadership noted (§5.1). */
+    adoptTerm: assign(({ event }) => {
+      const m = msgOf(event);
+      if (m === undefined) return {};
+      const leading = m.type === 'append' || m.type === 'heartbeat';
+      return { term: m.term, votedFor: null, leaderId: leading ? m.from : null };
+    }),
+    /** Term gate: a message from an older term gets our term back, so a stale leader or candidate steps down. */
+    answerStale: enqueueActions(({ context, event, enqueue }) => {
+      const m = msgOf(event);
+      if (m === undefined) return;
+      const base = { term: context.term, from: context.id, to: m.from };
+      let reply: RaftMessage | null = null;
+      if (m.type === 'append') reply = { ...base, type: 'appendResponse', success: false, index: m.prevLogIndex, hintTerm: 0, hintIndex: 0 };
+      else if (m.type === 'heartbeat') reply = { ...base, type: 'heartbeatResponse' };
+      else if (m.type === 'vote') reply = { ...base, type: 'voteResponse', granted: false, reason: 'term' };
+      else if (m.type === 'preVote') reply = { ...base, type: 'preVoteResponse', granted: false, reason: 'term' };
+      if (reply !== null) enqueue({ type: 'send', params: [reply] });
+    }),
+    answerVote: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'msg.vote' && event.type !== 'msg.preVote') return;
+      const m = event.message;
+      const decision = voteDecision(context, m);
+      const preVote = m.type === 'preVote';
+      if (decision.granted && !preVote) enqueue.assign({ votedFor: m.from });
+      const reply: VoteResponse = {
+        type: preVote ? 'preVoteResponse' : 'voteResponse',
+        term: decision.granted && preVote ? m.term : context.term,
+        from: context.id,
+        to: m.from,
+        granted: decision.granted,
+        ...(decision.granted ? {} : { reason: decision.reason }),
+      };
+      enqueue({ type: 'send', params: [reply] });
+    }),
+    setLeader: assign(({ event }) => {
+      const m = msgOf(event);
+      return m === undefined ? {} : { leaderId: m.from };
+    }),
+    /** Follower side of AppendEntries (§5.3): consistency check, append, commit, answer. */
+    acceptAppend: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'msg.append') return;
+      const m = event.message;
+      const base = { type: 'appendResponse' as const, term: context.term, from: context.id, to: m.from };
+      let prevIndex = m.prevLogIndex;
+      let prevTerm = m.prevLogTerm;
+      let entries = m.entries;
+      if (prevIndex < context.commitIndex) {
+        // Entries at or below our commit index are committed and, by Log Matching, identical: skip them.
+        const skip = Math.min(context.commitIndex - prevIndex, entries.length);
+        if (prevIndex + entries.length <= context.commitIndex) {
+          enqueue({ type: 'send', params: [{ ...base, success: true, index: context.commitIndex, hintTerm: 0, hintIndex: 0 }] });
+          return;
+        }
+        prevTerm = entries[skip - 1]?.term ?? prevTerm;
+        prevIndex += skip;
+        entries = entries.slice(skip);
+      }
+      if (!matches(context.log, prevIndex, prevTerm)) {
+        const hint = conflictHint(context.log, m.prevLogIndex);
+        enqueue({ type: 'send', params: [{ ...base, success: false, index: m.prevLogIndex, ...hint }] });
+        return;
+      }
+      if (entries.length > 0) enqueue({ type: 'appendEntries', params: { prevIndex, entries } });
+      const lastNew = prevIndex + entries.length;
+      const commit = Math.min(m.leaderCommit, lastNew);
+      if (commit > context.commitIndex) {
+        enqueue.assign({ commitIndex: commit });
+        enqueue({ type: 'commitTo', params: commit });
+      }
+      enqueue({ type: 'send', params: [{ ...base, success: true, index: lastNew, hintTerm: 0, hintIndex: 0 }] });
+    }),
+    acceptHeartbeat: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'msg.heartbeat') return;
+      const m = event.message;
+      const commit = Math.min(m.commit, context.log.lastIndex());
+      if (commit > context.commitIndex) {
+        enqueue.assign({ commitIndex: commit });
+        enqueue({ type: 'commitTo', params: commit });
+      }
+      enqueue({ type: 'send', params: [{ type: 'heartbeatResponse', term: context.term, from: context.id, to: m.from }] });
+    }),
+    startPreCampaign: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ leaderId: null, votes: { [context.id]: true } });
+      enqueue({ type: 'send', params: voteRequests(context, 'preVote', context.term + 1) });
+    }),
+    startCampaign: enqueueActions(({ context, enqueue }) => {
+      const term = context.term + 1;
+      enqueue.assign({ term, votedFor: context.id, leaderId: null, votes: { [context.id]: true } });
+      enqueue({ type: 'send', params: voteRequests({ ...context, term }, 'vote', term) });
+    }),
+    recordVote: assign(({ context, event }) => {
+      if (event.type !== 'msg.voteResponse' && event.type !== 'msg.preVoteResponse') return {};
+      if (!context.voters.includes(event.message.from)) return {};
+      return { votes: { ...context.votes, [event.message.from]: event.message.granted } };
+    }),
+    /** §5.2 and §8: a new leader appends a no-op, then probes every peer from its last index. */
+    becomeLeader: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ leaderId: context.id, match: {}, active: {}, votes: {} });
+      enqueue({ type: 'appendProposals', params: { term: context.term, type: 'noop', payloads: [EMPTY] } });
+      enqueue('spawnReplicas');
+    }),
+    spawnReplicas: assign(({ context, spawn, self }) => {
+      const replicas: Record<ServerId, ActorRefFrom<typeof replicaMachine>> = {};
+      const next = context.log.lastIndex();
+      for (const peer of peersOf(context)) {
+        replicas[peer] = spawn('replica', {
+          id: `replica:${peer}`,
+          systemId: `replica:${peer}`,
+          input: { peerId: peer, parent: self, log: context.log, next, commit: context.commitIndex, term: context.term, ...context.limits },
+        });
+      }
+      return { replicas };
+    }),
+    stopReplicas: enqueueActions(({ context, enqueue }) => {
+      for (const ref of Object.values(context.replicas)) enqueue(stopChild(ref));
+      enqueue.assign({ replicas: {}, match: {}, active: {} });
+    }),
+    appendBatch: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'client.propose') return;
+      enqueue({ type: 'appendProposals', params: { term: context.term, type: 'normal', payloads: event.payloads } });
+      enqueue('notifyReplicas');
+    }),
+    notifyReplicas: enqueueActions(({ context, enqueue }) => {
+      for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.entries', commit: context.commitIndex });
+    }),
+    broadcastHeartbeat: enqueueActions(({ context, enqueue }) => {
+      for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.heartbeat', commit: context.commitIndex });
+    }),
+    reject: enqueueActions(({ context, enqueue }) => {
+      enqueue({ type: 'rejectProposals', params: context.leaderId });
+    }),
+    markActive: assign(({ context, event }) => {
+      const m = msgOf(event);
+      if (m === undefined || context.active[m.from]) return {};
+      return { active: { ...context.active, [m.from]: true as const } };
+    }),
+    forwardToReplica: enqueueActions(({ context, event, enqueue }) => {
+      const ref = 'message' in event ? context.replicas[event.message.from] : undefined;
+      if (ref === undefined) return;
+      if (event.type === 'msg.appendResponse') enqueue.sendTo(ref, { type: 'replica.appendResponse', message: event.message });
+      else if (event.type === 'msg.heartbeatResponse') enqueue.sendTo(ref, { type: 'replica.heartbeatResponse' });
+    }),
+    recordProgress: assign(({ context, event }) => {
+      if (event.type === 'replica.progress') {
+        if ((context.match[event.peerId] ?? 0) >= event.match) return {};
+        return { match: { ...context.match, [event.peerId]: event.match } };
+      }
+      if (event.type === 'storage.synced' && context.log.term(event.index) === event.term) {
+        if ((context.match[context.id] ?? 0) >= event.index) return {};
+        return { match: { ...context.match, [context.id]: event.index } };
+      }
+      return {};
+    }),
+    /** §5.3/§5.4.2: commit the quorum index, but only by counting replicas of an entry of the current term. */
+    advanceCommit: enqueueActions(({ context, enqueue }) => {
+      const index = quorumIndex(context.voters, context.match);
+      if (index > context.commitIndex && context.log.term(index) === context.term) {
+        enqueue.assign({ commitIndex: index });
+        enqueue({ type: 'commitTo', params: index });
+      }
+    }),
+    resetActive: assign({ active: () => ({}) }),
+    adoptConfig: assign(({ event }) => (event.type === 'config.changed' ? { voters: event.voters, learners: event.learners } : {})),
+  },
+  guards: {
+    isStale: ({ context, event }) => event.type === 'msg.receive' && event.message.term < context.term,
+    /** Leader stickiness: a higher-term (pre-)vote request while a live leader is known is ignored (thesis §4.2.3). */
+    isDisruptive: ({ context, event }) => {
+      if (event.type !== 'msg.receive') return false;
+      const m = event.message;
+      return (m.type === 'vote' || m.type === 'preVote') && m.term > context.term && m.transfer !== true;
+    },
+    checkQuorumOn: ({ context }) => context.checkQuorum,
+    isHigherTerm: ({ context, event }) => {
+      if (event.type !== 'msg.receive') return false;
+      const m = event.message;
+      if (m.term <= context.term) return false;
+      if (m.type === 'preVote') return false;
+      if (m.type === 'preVoteResponse' && m.granted) return false;
+      return true;
+    },
+    isLeaderMessage: ({ event }) =>
+      event.type === 'msg.receive' && (event.message.type === 'append' || event.message.type === 'heartbeat'),
+    grantsVote: ({ context, event }) => event.type === 'msg.vote' && voteDecision(context, event.message).granted,
+    isVoter: ({ context }) => context.voters.includes(context.id),
+    usesPreVote: ({ context }) => context.preVote,
+    wonElection: ({ context }) => tally(context.voters, context.votes) === 'won',
+    lostElection: ({ context }) => tally(context.voters, context.votes) === 'lost',
+    isCurrentPreVoteAnswer: ({ context, event }) =>
+      event.type === 'msg.preVoteResponse' && (event.message.term === context.term + 1 || !event.message.granted),
+    quorumLost: ({ context }) => !hasQuorum(context.voters, new Set([...Object.keys(context.active), context.id])),
+  },
+}).createMachine({
+  id: 'node',
+  context: ({ input }) => ({
+    id: input.id,
+    log: input.log,
+    term: input.term,
+    votedFor: input.votedFor,
+    leaderId: null,
+    commitIndex: 0,
+    voters: input.voters,
+    learners: input.learners,
+    votes: {},
+    replicas: {},
+    match: {},
+    active: {},
+    preVote: input.preVote,
+    checkQuorum: input.checkQuorum,
+    electionTimeoutMs: input.electionTimeoutMs,
+    heartbeatIntervalMs: input.heartbeatIntervalMs,
+    limits: input.limits,
+  }),
+  initial: 'follower',
+  on: {
+    // The term gate (§5.1): runs before any role sees a message.
+    'msg.receive': [
+      { guard: 'isStale', actions: 'answerStale' },
+      { guard: and(['isDisruptive', stateIn('#node.follower.led')]) },
+      { guard: and(['isDisruptive', stateIn('#node.leader'), 'checkQuorumOn']) },
+      { guard: 'isHigherTerm', target: '.follower', actions: ['adoptTerm', 'route'] },
+      { guard: and(['isLeaderMessage', not(stateIn('#node.follower'))]), target: '.follower', actions: ['setLeader', 'route'] },
+      { actions: 'route' },
+    ],
+    'msg.vote': { actions: 'answerVote' },
+    'msg.preVote': { actions: 'answerVote' },
+    'client.propose': { actions: 'reject' },
+    'config.changed': { actions: 'adoptConfig' },
+    // Bootstrap writes the first configuration at term 1 on a node with no state (the actor checks).
+    'client.bootstrap': {
+      guard: ({ context }) => context.term === 0,
+      target: '.follower',
+      reenter: true,
+      actions: assign(({ event }) => (event.type === 'client.bootstrap' ? { term: 1, voters: event.voters, learners: event.learners } : {})),
+    },
+  },
+  states: {
+    follower: {
+      initial: 'leaderless',
+      after: {
+        electionTimeout: [
+          { guard: and(['isVoter', 'usesPreVote']), target: 'preCandidate' },
+          { guard: 'isVoter', target: 'candidate' },
+          { target: 'follower', reenter: true },
+        ],
+      },
+      on: {
+        'msg.append': { target: '.led', reenter: true, actions: ['setLeader', 'acceptAppend'] },
+        'msg.heartbeat': { target: '.led', reenter: true, actions: ['setLeader', 'acceptHeartbeat'] },
+        'msg.vote': [{ guard: 'grantsVote', target: 'follower', reenter: true, actions: 'answerVote' }, { actions: 'answerVote' }],
+        'client.campaign': [
+          { guard: and(['isVoter', 'usesPreVote']), target: 'preCandidate' },
+          { guard: 'isVoter', target: 'candidate' },
+        ],
+        'config.changed': { target: 'follower', reenter: true, actions: 'adoptConfig' },
+      },
+      states: {
+        leaderless: {},
+        /** Heard from the leader within the minimum election timeout. */
+        led: { after: { leaseTimeout: 'leaderless' } },
+      },
+    },
+    preCandidate: {
+      entry: 'startPreCampaign',
+      always: [{ guard: 'wonElection', target: 'candidate' }],
+      after: { electionTimeout: { target: 'preCandidate', reenter: true } },
+      on: {
+        'msg.preVoteResponse': { guard: 'isCurrentPreVoteAnswer', actions: 'recordVote' },
+        'client.campaign': { target: 'candidate' },
+      },
+    },
+    candidate: {
+      entry: 'startCampaign',
+      always: [
+        { guard: 'wonElection', target: 'leader' },
+        { guard: 'lostElection', target: 'follower' },
+      ],
+      after: {
+        electionTimeout: [{ guard: 'usesPreVote', target: 'preCandidate' }, { target: 'candidate', reenter: true }],
+      },
+      on: {
+        'msg.voteResponse': { actions: 'recordVote' },
+      },
+    },
+    leader: {
+      type: 'parallel',
+      entry: 'becomeLeader',
+      exit: 'stopReplicas',
+      on: {
+        'client.propose': { actions: 'appendBatch' },
+        'msg.appendResponse': { actions: ['markActive', 'forwardToReplica'] },
+        'msg.heartbeatResponse': { actions: ['markActive', 'forwardToReplica'] },
+        'replica.progress': { actions: ['recordProgress', 'advanceCommit'] },
+        'storage.synced': { actions: ['recordProgress', 'advanceCommit'] },
+      },
+      states: {
+        heartbeat: {
+          initial: 'beating',
+          states: {
+            beating: {
+              after: { heartbeatInterval: { target: 'beating', reenter: true, actions: 'broadcastHeartbeat' } },
+            },
+          },
+        },
+        quorum: {
+          initial: 'window',
+          states: {
+            window: {
+              after: {
+                leaseTimeout: [
+                  { guard: and(['checkQuorumOn', 'quorumLost']), target: '#node.follower', actions: assign({ leaderId: null }) },
+                  { target: 'window', reenter: true, actions: 'resetActive' },
+                ],
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+});

@@ -1,0 +1,267 @@
+/**
+ * The replica progress machine: what a leader knows about one follower, and
+ * what to send it next. One is spawned per peer when a node becomes leader
+ * (systemId `replica:<id>`) and dies with the leadership.
+ *
+ * States (etcd's Progress, thesis §3.5 / §10.2):
+ * - `probe`: the leader does not know where the follower's log matches; it
+ *   sends one append at a time and walks `next` back on each refusal using the
+ *   conflict hint, at most one probe per heartbeat when unanswered.
+ * - `replicate`: the match point is known; appends stream optimistically,
+ *   `next` runs ahead of `match`, bounded by the {@link Inflights} window.
+ * - `snapshot`: the entries the follower needs were compacted; a snapshot
+ *   transfer is under way (filled in by the snapshot issue).
+ *
+ * @module
+ */
+import { assign, enqueueActions, sendTo, setup, type AnyActorRef } from 'xstate';
+import { Inflights } from './inflights.js';
+import { nextAfterConflict } from './log-matching.js';
+import type { AppendResponse, LogView, ServerId } from './types.js';
+
+/** Flow-control limits for one follower. */
+export interface ReplicaLimits {
+  /** Appends in flight at most (replicate state). */
+  readonly maxInflight: number;
+  /** Payload bytes in flight at most (replicate state). */
+  readonly maxInflightBytes: number;
+  /** Entries in one append at most. */
+  readonly maxEntriesPerMessage: number;
+  /** Payload bytes in one append at most (a single larger entry still goes alone). */
+  readonly maxBytesPerMessage: number;
+}
+
+/** Input of the replica machine. */
+export interface ReplicaInput extends ReplicaLimits {
+  /** The follower this replica tracks. */
+  readonly peerId: ServerId;
+  /** The leader's node actor; receives `replica.progress`. */
+  readonly parent: AnyActorRef;
+  /** The leader's log. */
+  readonly log: LogView;
+  /** Where to start probing: the leader's last index + 1. */
+  readonly next: number;
+  /** The leader's commit index at spawn. */
+  readonly commit: number;
+  /** The leader's term; fixed for the replica's life. */
+  readonly term: number;
+}
+
+/**
+ * Context of the replica machine.
+ *
+ * @remarks Invariant: `0 <= match < next`. In `probe`, `next` is the index the
+ * next probe starts at; in `replicate`, `next - 1` is the last index sent.
+ * `inflights` is mutated in place (flow control is data, not events).
+ */
+export interface ReplicaContext extends ReplicaLimits {
+  readonly peerId: ServerId;
+  readonly parent: AnyActorRef;
+  readonly log: LogView;
+  /** The leader's term. */
+  readonly term: number;
+  /** Highest index known to match the leader's log. */
+  readonly match: number;
+  /** Next index to send. */
+  readonly next: number;
+  /** Leader's commit index as last told. */
+  readonly commit: number;
+  /** In `probe`: a probe is outstanding; don't send another until answered or a heartbeat passes. */
+  readonly paused: boolean;
+  /** `match` when the previous heartbeat answer arrived; no movement across two answers means lost appends. */
+  readonly matchAtLastBeat: number;
+  /** Appends sent and not acknowledged. */
+  readonly inflights: Inflights;
+}
+
+/** Events a replica machine accepts (all sent by its leader). */
+export type ReplicaEvent =
+  | { readonly type: 'replica.entries'; readonly commit: number }
+  | { readonly type: 'replica.heartbeat'; readonly commit: number }
+  | { readonly type: 'replica.appendResponse'; readonly message: AppendResponse }
+  | { readonly type: 'replica.heartbeatResponse' };
+
+/** Reported to the leader whenever `match` advances. */
+export interface ReplicaProgressEvent {
+  readonly type: 'replica.progress';
+  readonly peerId: ServerId;
+  readonly match: number;
+}
+
+/** Intent: send entries `prevIndex + 1 .. lastIndex` to `to`. The actor fills in term, sender and the entries. */
+export interface SendAppendIntent {
+  readonly term: number;
+  readonly to: ServerId;
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly lastIndex: number;
+  readonly commit: number;
+}
+
+/** Intent: send a heartbeat carrying a commit index the follower can trust. */
+export interface SendHeartbeatIntent {
+  readonly term: number;
+  readonly to: ServerId;
+  readonly commit: number;
+}
+
+type Ctx = ReplicaContext;
+
+/** The probe to send from `next`, or `null` when its previous entry is compacted. */
+function probeFrom(ctx: Ctx): SendAppendIntent | null {
+  const prevIndex = ctx.next - 1;
+  const prevTerm = ctx.log.term(prevIndex);
+  if (prevTerm === undefined) return null;
+  const lastIndex = ctx.log.limit(ctx.next, ctx.maxEntriesPerMessage, ctx.maxBytesPerMessage);
+  return { term: ctx.term, to: ctx.peerId, prevIndex, prevTerm, lastIndex, commit: ctx.commit };
+}
+
+/** Appends to stream in replicate state until the window is full; updates `inflights` in place. */
+function streamFrom(ctx: Ctx): { intents: SendAppendIntent[]; next: number } {
+  const intents: SendAppendIntent[] = [];
+  let next = ctx.next;
+  const last = ctx.log.lastIndex();
+  while (next <= last && !ctx.inflights.full()) {
+    const prevTerm = ctx.log.term(next - 1);
+    if (prevTerm === undefined) break;
+    const lastIndex = ctx.log.limit(next, ctx.maxEntriesPerMessage, ctx.maxBytesPerMessage);
+    intents.push({ term: ctx.term, to: ctx.peerId, prevIndex: next - 1, prevTerm, lastIndex, commit: ctx.commit });
+    ctx.inflights.add(lastIndex, ctx.log.bytes(next, lastIndex));
+    next = lastIndex + 1;
+  }
+  return { intents, next };
+}
+
+/**
+ * The replica progress machine.
+ *
+ * @remarks Transitions never throw; stale and duplicate answers are dropped by
+ * guards (an acknowledgement at or below `match`, a refusal for a probe that
+ * is no longer outstanding).
+ */
+export const replicaMachine = setup({
+  types: {
+    context: {} as ReplicaContext,
+    events: {} as ReplicaEvent,
+    input: {} as ReplicaInput,
+  },
+  actions: {
+    /** Placeholder: the node actor records the append into the turn's Ready. */
+    sendAppend: (_: unknown, _intent: SendAppendIntent) => {},
+    /** Placeholder: the node actor records the heartbeat into the turn's Ready. */
+    sendHeartbeat: (_: unknown, _intent: SendHeartbeatIntent) => {},
+    /** Sends one probe from `next` unless one is outstanding. */
+    sendProbe: enqueueActions(({ context, enqueue }) => {
+      if (context.paused) return;
+      const probe = probeFrom(context);
+      if (probe === null) return;
+      enqueue({ type: 'sendAppend', params: probe });
+      enqueue.assign({ paused: true });
+    }),
+    /** Streams appends from `next` until the window is full. */
+    stream: enqueueActions(({ context, enqueue }) => {
+      const { intents, next } = streamFrom(context);
+      for (const intent of intents) enqueue({ type: 'sendAppend', params: intent });
+      if (next !== context.next) enqueue.assign({ next });
+    }),
+    /** Takes an acknowledgement: `match` moves up, the window frees. */
+    recordMatch: assign(({ context, event }) => {
+      if (event.type !== 'replica.appendResponse') return {};
+      const match = event.message.index;
+      context.inflights.freeTo(match);
+      return { match, next: Math.max(context.next, match + 1), paused: false };
+    }),
+    /** Walks `next` back after a refusal, using the follower's conflict hint. */
+    backtrack: assign(({ context, event }) => {
+      if (event.type !== 'replica.appendResponse') return {};
+      const next = nextAfterConflict(context.log, event.message.index, event.message);
+      return { paused: false, next: Math.max(context.match + 1, next) };
+    }),
+    /** Tells the leader that `match` advanced. */
+    reportProgress: sendTo(
+      ({ context }) => context.parent,
+      ({ context }): ReplicaProgressEvent => ({ type: 'replica.progress', peerId: context.peerId, match: context.match }),
+    ),
+    rememberCommit: assign(({ event }) =>
+      event.type === 'replica.entries' || event.type === 'replica.heartbeat' ? { commit: event.commit } : {},
+    ),
+  },
+  guards: {
+    isAdvance: ({ context, event }) =>
+      event.type === 'replica.appendResponse' && event.message.success && event.message.index > context.match,
+    isCurrentRefusal: ({ context, event }) =>
+      event.type === 'replica.appendResponse' && !event.message.success && event.message.index === context.next - 1,
+    isStreamRefusal: ({ context, event }) =>
+      event.type === 'replica.appendResponse' && !event.message.success && event.message.index > context.match,
+    lagsBehind: ({ context }) => context.match < context.log.lastIndex(),
+    isStuck: ({ context }) => context.inflights.count > 0 && context.match === context.matchAtLastBeat,
+    needsSnapshot: ({ context }) => context.log.term(context.next - 1) === undefined,
+  },
+}).createMachine({
+  id: 'replica',
+  context: ({ input }) => ({
+    peerId: input.peerId,
+    parent: input.parent,
+    log: input.log,
+    term: input.term,
+    match: 0,
+    next: Math.max(1, input.next),
+    commit: input.commit,
+    paused: false,
+    matchAtLastBeat: 0,
+    inflights: new Inflights(input.maxInflight, input.maxInflightBytes),
+    maxInflight: input.maxInflight,
+    maxInflightBytes: input.maxInflightBytes,
+    maxEntriesPerMessage: input.maxEntriesPerMessage,
+    maxBytesPerMessage: input.maxBytesPerMessage,
+  }),
+  initial: 'probe',
+  on: {
+    'replica.heartbeat': {
+      actions: [
+        'rememberCommit',
+        {
+          type: 'sendHeartbeat',
+          params: ({ context }) => ({ term: context.term, to: context.peerId, commit: Math.min(context.match, context.commit) }),
+        },
+      ],
+    },
+  },
+  states: {
+    probe: {
+      always: { guard: 'needsSnapshot', target: 'snapshot' },
+      entry: [({ context }) => context.inflights.reset(), 'sendProbe'],
+      on: {
+        'replica.entries': { actions: ['rememberCommit', 'sendProbe'] },
+        'replica.appendResponse': [
+          { guard: 'isAdvance', target: 'replicate', actions: ['recordMatch', 'reportProgress'] },
+          { guard: 'isCurrentRefusal', target: 'probe', reenter: true, actions: 'backtrack' },
+        ],
+        'replica.heartbeatResponse': { guard: 'lagsBehind', actions: [assign({ paused: false }), 'sendProbe'] },
+      },
+    },
+    replicate: {
+      entry: [
+        ({ context }) => context.inflights.reset(),
+        assign({ next: ({ context }) => context.match + 1, matchAtLastBeat: ({ context }) => context.match }),
+        'stream',
+      ],
+      on: {
+        'replica.entries': { actions: ['rememberCommit', 'stream'] },
+        'replica.appendResponse': [
+          { guard: 'isAdvance', actions: ['recordMatch', 'reportProgress', 'stream'] },
+          { guard: 'isStreamRefusal', target: 'probe', actions: 'backtrack' },
+        ],
+        'replica.heartbeatResponse': [
+          // Two heartbeat answers and no acknowledgement between them: appends were lost. Re-probe from match.
+          { guard: 'isStuck', target: 'probe', actions: assign({ paused: false, next: ({ context }) => context.match + 1 }) },
+          { actions: assign({ matchAtLastBeat: ({ context }) => context.match }) },
+        ],
+      },
+    },
+    snapshot: {
+      // Filled in by the snapshot issue: a snapshot-sender child streams the
+      // snapshot, and this state returns to `probe` when the follower confirms.
+    },
+  },
+});

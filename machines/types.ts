@@ -1,0 +1,165 @@
+/**
+ * Protocol types shared by the machines, the actors and the adapters.
+ *
+ * Everything here is plain data: numbers, strings and byte arrays. Machines
+ * import these; adapters encode them; nothing here does I/O.
+ *
+ * @module
+ */
+
+/** A server's identity, unique for all time within a cluster. */
+export type ServerId = string;
+
+/** The kind of a log entry. `noop` is appended by a new leader (§5.4.2, §8); `config` carries a {@link Configuration}. */
+export type EntryType = 'normal' | 'noop' | 'config';
+
+/**
+ * One record of the replicated log.
+ *
+ * @remarks Invariant: `index >= 1`, `term >= 1`; within one log, indexes are
+ * contiguous and terms never decrease (§5.3).
+ */
+export interface LogEntry {
+  /** Position in the log, starting at 1. */
+  readonly index: number;
+  /** Term of the leader that created the entry. */
+  readonly term: number;
+  /** What the entry carries. */
+  readonly type: EntryType;
+  /** The payload: user bytes for `normal`, an encoded {@link Configuration} for `config`, empty for `noop`. */
+  readonly data: Uint8Array;
+}
+
+/** A member of the cluster and where to reach it. */
+export interface Server {
+  /** Unique, stable id. */
+  readonly id: ServerId;
+  /** Transport address (for example `ws://127.0.0.1:7001`); the memory transport ignores it. */
+  readonly address: string;
+  /** Voters count towards quorums; learners only receive the log. Defaults to `'voter'`. */
+  readonly suffrage?: 'voter' | 'learner';
+}
+
+/** A cluster membership: the servers of one configuration entry. */
+export interface Configuration {
+  /** Every member, voters and learners. */
+  readonly servers: readonly Server[];
+}
+
+/** Persistent per-server state (Figure 2 of the Raft paper): written before any message that depends on it leaves. */
+export interface HardState {
+  /** Latest term this server has seen. */
+  readonly term: number;
+  /** Candidate that received this server's vote in `term`, or `null`. */
+  readonly votedFor: ServerId | null;
+}
+
+/**
+ * Read-only view of a log that machines consult in guards.
+ *
+ * @remarks Indexes outside `[firstIndex - 1, lastIndex]` have no term; index
+ * `firstIndex - 1` is the boundary (snapshot) entry and still has a term.
+ */
+export interface LogView {
+  /** Index of the first entry still held (1 until compaction). */
+  firstIndex(): number;
+  /** Index of the last entry, 0 when empty. */
+  lastIndex(): number;
+  /** Term of the last entry, 0 when empty. */
+  lastTerm(): number;
+  /** Term of the entry at `index`, `0` for index 0, `undefined` when not held. */
+  term(index: number): number | undefined;
+  /**
+   * The last index to put in one message that starts at `from`, holding at
+   * most `maxEntries` entries and, past the first, `maxBytes` payload bytes.
+   * Returns `from - 1` when `from > lastIndex()`.
+   */
+  limit(from: number, maxEntries: number, maxBytes: number): number;
+  /** Payload bytes of entries `from..to` inclusive. */
+  bytes(from: number, to: number): number;
+}
+
+interface MessageBase {
+  /** Sender's current term (or, for a pre-vote request, the term it would campaign in). */
+  readonly term: number;
+  /** Sender. */
+  readonly from: ServerId;
+  /** Receiver. */
+  readonly to: ServerId;
+}
+
+/** RequestVote (§5.2) and its PreVote twin (thesis §9.6). */
+export interface VoteRequest extends MessageBase {
+  readonly type: 'vote' | 'preVote';
+  /** Index of the candidate's last entry. */
+  readonly lastLogIndex: number;
+  /** Term of the candidate's last entry. */
+  readonly lastLogTerm: number;
+  /** Set when campaigning on a leadership transfer: bypasses leader stickiness. */
+  readonly transfer?: boolean;
+}
+
+/** Answer to a {@link VoteRequest}. */
+export interface VoteResponse extends MessageBase {
+  readonly type: 'voteResponse' | 'preVoteResponse';
+  /** Whether the vote was granted. */
+  readonly granted: boolean;
+  /** Why not, in a word: `'term' | 'voted' | 'log' | 'leader' | 'learner'`. */
+  readonly reason?: VoteRefusal;
+}
+
+/** Why a vote or pre-vote was refused. */
+export type VoteRefusal = 'term' | 'voted' | 'log' | 'leader' | 'learner';
+
+/** AppendEntries (§5.3). */
+export interface AppendRequest extends MessageBase {
+  readonly type: 'append';
+  /** Index of the entry before `entries`. */
+  readonly prevLogIndex: number;
+  /** Term of that entry. */
+  readonly prevLogTerm: number;
+  /** New entries, contiguous from `prevLogIndex + 1`. */
+  readonly entries: readonly LogEntry[];
+  /** Leader's commit index. */
+  readonly leaderCommit: number;
+}
+
+/** Answer to an {@link AppendRequest}. */
+export interface AppendResponse extends MessageBase {
+  readonly type: 'appendResponse';
+  /** Whether the entries were appended (prev entry matched). */
+  readonly success: boolean;
+  /** On success: last index known to match the leader. On refusal: the `prevLogIndex` that did not match. */
+  readonly index: number;
+  /** On refusal: the term of the follower's entry at `index`, or 0 if it has none (fast backtracking). */
+  readonly hintTerm: number;
+  /** On refusal: the first index the follower holds with `hintTerm`, or its last index + 1 when `hintTerm` is 0. */
+  readonly hintIndex: number;
+}
+
+/** Leader liveness beacon; carries a commit index the follower can trust (`min(match, commit)`). */
+export interface Heartbeat extends MessageBase {
+  readonly type: 'heartbeat';
+  /** Commit index safe for this follower. */
+  readonly commit: number;
+}
+
+/** Answer to a {@link Heartbeat}. */
+export interface HeartbeatResponse extends MessageBase {
+  readonly type: 'heartbeatResponse';
+}
+
+/** Every message a node sends or receives. */
+export type RaftMessage =
+  | VoteRequest
+  | VoteResponse
+  | AppendRequest
+  | AppendResponse
+  | Heartbeat
+  | HeartbeatResponse;
+
+/** The role a node plays (§5.1, thesis §9.6). */
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
+
+/** Replica progress states, as tracked by a leader for each follower. */
+export type ReplicaState = 'probe' | 'replicate' | 'snapshot';
