@@ -146,7 +146,10 @@ const internalsOf = new WeakMap<object, NodeInternals>();
 
 /** What the simulator may look at inside a node. Not part of the stable API. */
 export interface NodeInternals {
+  /** The live log (replaced on `start()`). */
   readonly log: RaftLog;
+  /** Role, term and commit index from the machine, without building a full status. */
+  readonly state: () => { readonly role: Role; readonly term: number; readonly commitIndex: number; readonly leaderId: ServerId | null };
 }
 
 /** @internal The node's log, for simulation checks. */
@@ -207,7 +210,23 @@ class Node<R> implements RaftNode<R> {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? systemRandom;
     this.#inspect = options.inspect;
-    internalsOf.set(this, { log: this.#log });
+    this.#publishInternals();
+  }
+
+  #publishInternals(): void {
+    internalsOf.set(this, {
+      log: this.#log,
+      state: () => {
+        const snapshot = this.#actor?.getSnapshot();
+        const ctx = snapshot?.context;
+        return {
+          role: snapshot === undefined ? 'follower' : roleOf(snapshot),
+          term: ctx?.term ?? this.#hardState.term,
+          commitIndex: ctx?.commitIndex ?? 0,
+          leaderId: ctx?.leaderId ?? null,
+        };
+      },
+    });
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
@@ -219,7 +238,7 @@ class Node<R> implements RaftNode<R> {
       const stored = await this.#storage.open();
       const entries = stored.lastIndex >= stored.firstIndex ? await this.#storage.entries(stored.firstIndex, stored.lastIndex) : [];
       this.#log = new RaftLog(entries, stored.firstIndex);
-      internalsOf.set(this, { log: this.#log });
+      this.#publishInternals();
       this.#hardState = { term: stored.hardState.term, votedFor: stored.hardState.votedFor };
     } catch (error) {
       this.#state = 'stopped';

@@ -224,7 +224,7 @@ export class SimulatedClock implements Clock {
    * @remarks If `t < now()`, nothing runs and `now()` stays put. If a callback
    * throws, `now()` is left at that timer's due time and later timers stay
    * pending.
-   * @throws {@link ConfigurationError} when `t` is not a finite number.
+   * @throws A {@link ConfigurationError} when `t` is not a finite number.
    */
   advanceTo(t: number): void {
     if (!Number.isFinite(t)) throw new ConfigurationError('t', `must be a finite number, got ${t}`);
@@ -242,7 +242,7 @@ export class SimulatedClock implements Clock {
   /**
    * Same as `advanceTo(now() + ms)`.
    *
-   * @throws {@link ConfigurationError} when `ms` is not a finite number.
+   * @throws A {@link ConfigurationError} when `ms` is not a finite number.
    */
   advanceBy(ms: number): void {
     if (!Number.isFinite(ms)) throw new ConfigurationError('ms', `must be a finite number, got ${ms}`);

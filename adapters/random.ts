@@ -26,7 +26,7 @@ export interface SeededRandom extends Random {
    * An integer uniform in `[lo, hiExclusive)`.
    *
    * @remarks Uniform (to within 2^-32) for spans up to 2^32.
-   * @throws {@link ConfigurationError} unless both bounds are safe integers and `lo < hiExclusive`.
+   * @throws A {@link ConfigurationError} unless both bounds are safe integers and `lo < hiExclusive`.
    */
   int(lo: number, hiExclusive: number): number;
   /** `true` with probability `p` (`p <= 0` never, `p >= 1` always). */
@@ -34,7 +34,7 @@ export interface SeededRandom extends Random {
   /**
    * A uniformly chosen element of `arr`.
    *
-   * @throws {@link ConfigurationError} when `arr` is empty.
+   * @throws A {@link ConfigurationError} when `arr` is empty.
    */
   pick<T>(arr: readonly T[]): T;
   /**
@@ -121,7 +121,7 @@ class Sfc32 implements SeededRandom {
  *   streams (both 32-bit halves are mixed in); a fraction is ignored.
  * @remarks Not cryptographic. The simulator prints its seed on failure so a
  * run can be replayed exactly.
- * @throws {@link ConfigurationError} when `seed` is not finite.
+ * @throws A {@link ConfigurationError} when `seed` is not finite.
  *
  * @example
  * ```ts

@@ -108,7 +108,7 @@ export class MemoryStorage implements RaftStorage {
   #head = 0;
 
   /**
-   * @throws {@link ConfigurationError} when `syncDelayMs` is a negative or non-finite number.
+   * @throws A {@link ConfigurationError} when `syncDelayMs` is a negative or non-finite number.
    */
   constructor(options: MemoryStorageOptions = {}) {
     const delay = options.syncDelayMs ?? 0;
@@ -123,7 +123,7 @@ export class MemoryStorage implements RaftStorage {
    * Opens the store and reports its durable state. Works again after
    * {@link MemoryStorage.close}: that is how a restarted node sees its disk.
    *
-   * @throws {@link StorageError} (rejection) when already open.
+   * @throws Rejects with a {@link StorageError} when already open.
    */
   open(): Promise<StoredState> {
     if (this.#state === 'open') return Promise.reject(new StorageError('MemoryStorage is already open'));
@@ -142,8 +142,8 @@ export class MemoryStorage implements RaftStorage {
    * `entries(lastIndex + 1, lastIndex)` and other empty ranges with
    * `from === to + 1` resolve to `[]`.
    *
-   * @throws {@link StorageError} (rejection) when the range is not integral,
-   * `from > to + 1`, or any entry is not held; {@link ShutdownError} when closed.
+   * @throws Rejects with a {@link StorageError} when the range is not integral,
+   * `from > to + 1`, any entry is not held, or before `open()`; with a {@link ShutdownError} after `close()`.
    */
   entries(from: number, to: number): Promise<LogEntry[]> {
     if (this.#state !== 'open') return Promise.reject(this.#notOpen('read'));
@@ -163,7 +163,7 @@ export class MemoryStorage implements RaftStorage {
   /**
    * Validates and applies one write; resolves once it is durable.
    *
-   * @throws {@link StorageError} (rejection) for an invalid write — nothing
+   * @throws Rejects with a {@link StorageError} for an invalid write — nothing
    * changes; {@link ShutdownError} (handled rejection) when closed or closed
    * before the sync completed.
    */
@@ -176,10 +176,15 @@ export class MemoryStorage implements RaftStorage {
     const invalid = this.#validate(write);
     if (invalid !== null) return Promise.reject(new StorageError(`invalid write: ${invalid}`));
 
-    this.#hardState = apply(this.#log, this.#firstIndex, write) ?? this.#hardState;
-
-    const raw = typeof this.#delay === 'number' ? this.#delay : this.#delay();
+    let raw: number;
+    try {
+      raw = typeof this.#delay === 'number' ? this.#delay : this.#delay();
+    } catch (err) {
+      return Promise.reject(new StorageError('syncDelayMs() threw', { cause: err }));
+    }
     const delay = raw > 0 ? raw : 0;
+
+    this.#hardState = apply(this.#log, this.#firstIndex, write) ?? this.#hardState;
     if (delay === 0 && this.#head === this.#queue.length) {
       this.#makeDurable(write);
       return Promise.resolve();

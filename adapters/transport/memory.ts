@@ -215,7 +215,7 @@ export class MemoryNetwork {
   };
 
   /**
-   * @throws {@link ConfigurationError} when `latencyMs` is not `[min, max]` with `0 <= min <= max`, both finite.
+   * @throws A {@link ConfigurationError} when `latencyMs` is not `[min, max]` with `0 <= min <= max`, both finite.
    */
   constructor(options: MemoryNetworkOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -233,7 +233,10 @@ export class MemoryNetwork {
    * The endpoint of node `id`. Returns the current endpoint while it is not
    * stopped; after it stopped, a fresh one (a restarted node).
    *
-   * @throws {@link ConfigurationError} when `id` is empty.
+   * @remarks An endpoint receives only between `start` and `stop`; it may
+   * send from creation until `stop`.
+   *
+   * @throws A {@link ConfigurationError} when `id` is empty.
    */
   transport(id: string): Transport {
     if (typeof id !== 'string' || id === '') throw new ConfigurationError('id', 'must be a non-empty string');
@@ -260,7 +263,7 @@ export class MemoryNetwork {
    * both ways; nodes in neither group are unaffected. Partitions accumulate
    * until {@link MemoryNetwork.heal}.
    *
-   * @throws {@link ConfigurationError} when a node is in both groups.
+   * @throws A {@link ConfigurationError} when a node is in both groups.
    */
   partition(groupA: readonly string[], groupB: readonly string[]): void {
     const a = new Set(groupA);
@@ -291,7 +294,7 @@ export class MemoryNetwork {
    * Turns the unreliable mode on (with `opts` over the defaults) or off.
    * Messages already in flight keep their schedule.
    *
-   * @throws {@link ConfigurationError} naming the option when a rate is
+   * @throws A {@link ConfigurationError} naming the option when a rate is
    * outside `[0, 1]` or a delay is negative or not finite.
    */
   setUnreliable(on: boolean, opts: UnreliableOptions = {}): void {

@@ -138,13 +138,23 @@ t.test('random sync delays: durable log is always a prefix of the accepted log',
   t.equal(s.durableLog().length, last);
 });
 
-t.test('a sync delay function returning garbage counts as 0', async (t) => {
+t.test('a sync delay function returning garbage counts as 0; one that throws rejects the write', async (t) => {
   const clock = new SimulatedClock();
   const s = new MemoryStorage({ clock, syncDelayMs: () => Number.NaN });
   await s.open();
   const p = s.write({ entries: [entry(1, 1)] });
   t.equal(s.durableLog().length, 1);
   await p;
+
+  const boom = new MemoryStorage({
+    clock,
+    syncDelayMs: () => {
+      throw new Error('bad delay');
+    },
+  });
+  await boom.open();
+  await t.rejects(boom.write({ entries: [entry(1, 1)] }), StorageError);
+  t.same(await boom.entries(1, 0), [], 'nothing changed');
 });
 
 t.test('validation: a bad write rejects with StorageError and changes nothing', async (t) => {

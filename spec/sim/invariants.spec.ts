@@ -22,7 +22,7 @@ function entry(index: number, term: number, data = `e${index}t${term}`, type: En
 /** An array-backed log; index `first - 1` is the compaction boundary. */
 class ArrayLog implements CheckedLog {
   first = 1;
-  boundaryTerm = 0;
+  boundaryTerm: number | undefined = 0;
   entries: LogEntry[] = [];
   firstIndex(): number {
     return this.first;
@@ -121,7 +121,7 @@ class FakeNode implements CheckedNode {
   }
 
   /** Replace the log by a snapshot at `index`/`term` (compaction of everything, or an installed snapshot). */
-  snapshot(index: number, term: number, keepAfter = false): this {
+  snapshot(index: number, term: number | undefined, keepAfter = false): this {
     const rest = keepAfter ? this.log.entries.filter((e) => e.index > index) : [];
     this.log.first = index + 1;
     this.log.boundaryTerm = term;
@@ -275,23 +275,25 @@ tap.test('legal histories do not throw', async (t) => {
 
   t.test('truncation in the step that makes a leader, or that deposes one', async (t) => {
     const c = new Cluster('n1', 'n2', 'n3');
-    const [n1, n2] = [c.get('n1'), c.get('n2')];
+    const [n1, n2, n3] = [c.get('n1'), c.get('n2'), c.get('n3')];
     n1.lead(1).append(1, 3);
     n2.copyFrom(n1, 1);
+    n3.copyFrom(n1, 1);
     n1.commit(1);
     c.check();
     // n1 is deposed and overwritten in one step
-    n2.lead(2).append(2);
+    n2.lead(2).append(2, 2);
     n1.copyFrom(n2).follow(2);
     c.check();
-    // n1 truncates (as follower of a later leader) in the very step it becomes leader
-    n2.append(2, 2, 'x');
-    n1.append(2, 1, 'stale');
-    c.check();
+    // n3 wins term 3 without n2's entries; in one step n1 is overwritten by n3 and then wins term 4
     n2.follow(3);
-    n1.copyFrom(n2).lead(3).append(3);
+    n3.lead(3).append(3);
     c.check();
-    t.pass('no violation');
+    n3.follow(4);
+    n1.copyFrom(n3).lead(4).append(4);
+    c.check();
+    t.equal(n1.log.term(2), 3);
+    t.equal(c.checker.stats().leaders, 4);
   });
 
   t.test('a stale leader of an older term may lack entries committed in a newer one', async (t) => {
@@ -337,6 +339,52 @@ tap.test('legal histories do not throw', async (t) => {
       t.notOk(c.checker.committed().has(3), 'nothing recorded below what any log held');
     });
 
+    t.test('a log whose boundary the checker cannot place is checked on its own', async (t) => {
+      const c = new Cluster('n1', 'n2', 'n3');
+      const [n1, n2] = [c.get('n1'), c.get('n2')];
+      n2.live = false;
+      n1.lead(1).append(1, 6).commit(2);
+      c.check();
+      n2.copyFrom(n1).snapshot(4, undefined, true).live = true; // first = 5, term(4) unknown, 4 not seen committed
+      c.check();
+      n1.follow(2).commit(6);
+      n2.lead(2).append(2);
+      c.check();
+      t.equal(c.checker.committed().get(6)?.term, 1);
+    });
+
+    t.test('such a log still gets a term check when it leads', async (t) => {
+      const c = new Cluster('n1', 'n2', 'n3');
+      const [n1, n2] = [c.get('n1'), c.get('n2')];
+      n2.live = false;
+      n1.lead(1).append(1, 6).commit(2);
+      c.check();
+      n2.snapshot(4, undefined).append(2, 2).live = true; // 5..6 of term 2, unlike n1's
+      c.check();
+      n1.follow(2).commit(6);
+      n2.lead(2);
+      violation(t, 'leaderCompleteness', () => c.check(), [/n2#1, leader of term 2, holds term 2 at index 5 where term 1/]);
+    });
+
+    t.test("a snapshot replaces a follower's uncommitted tail (boundary term changes)", async (t) => {
+      const c = new Cluster('n1', 'n2', 'n3');
+      const [n1, n2, n3] = [c.get('n1'), c.get('n2'), c.get('n3')];
+      n1.lead(1).append(1, 4);
+      n3.copyFrom(n1);
+      n1.commit(2);
+      c.check();
+      n1.follow(2);
+      n2.copyFrom(n1, 2).lead(2).append(2, 3); // 3..5 of term 2
+      n2.commit(5);
+      c.check();
+      n3.truncate(5).snapshot(4, 2).follow(2); // boundary 4 is now term 2, not term 1
+      n3.commitIndex = 4;
+      c.check();
+      n3.copyFrom(n2).commit(5);
+      c.check();
+      t.equal(c.checker.committed().get(4)?.term, 2);
+    });
+
     t.test('a follower gets a snapshot; the leader compacts while leading', async (t) => {
       const c = committedPrefix();
       const [n1, n2, n3] = [c.get('n1'), c.get('n2'), c.get('n3')];
@@ -359,6 +407,20 @@ tap.test('legal histories do not throw', async (t) => {
       c.check();
       t.equal(c.checker.stats().pendingApplies, 0);
     });
+  });
+
+  t.test('applies skip noop and config entries', async (t) => {
+    const c = new Cluster('n1', 'n2', 'n3');
+    const n1 = c.get('n1');
+    n1.lead(1);
+    n1.log.entries.push(entry(1, 1, 'members', 'config'), entry(2, 1, '', 'noop'), entry(3, 1), entry(4, 1, '', 'noop'), entry(5, 1));
+    c.check();
+    n1.commit(5);
+    c.checker.noteApply('n1', 1, entry(3, 1)); // before the commit is observed: settled at the check
+    c.check();
+    c.checker.noteApply('n1', 1, entry(5, 1)); // after: the skip of 4 settles at the next check
+    c.check();
+    t.equal(c.checker.stats().pendingApplies, 0);
   });
 
   t.test('an applied entry not yet committed at apply time is settled at the next check', async (t) => {
@@ -439,9 +501,9 @@ tap.test('log matching (§5.3)', async (t) => {
   t.test('same index and term, different prefix', async (t) => {
     const c = new Cluster('n1', 'n2', 'n3');
     const [n1, n2] = [c.get('n1'), c.get('n2')];
-    n1.append(1, 1, 'a').append(2, 2);
-    n2.append(1, 1, 'b').append(2, 2);
-    violation(t, 'logMatching', () => c.check(), [/n2#1 and n1/, /index 3 term 2/, /first at index 1/]);
+    n1.append(1).append(2, 2);
+    n2.append(2, 3);
+    violation(t, 'logMatching', () => c.check(), [/n2#1 and n1/, /index 2 term 2/, /first at index 1/]);
   });
   t.test('same index and term, different content, seen in different checks', async (t) => {
     const c = new Cluster('n1', 'n2', 'n3');
@@ -501,11 +563,15 @@ tap.test('state machine safety (§5.4.3)', async (t) => {
     c.get('n2').append(1).append(2).commit(2);
     violation(t, 'stateMachineSafety', () => c.check(), [/n2#1/, /index 2 term 2 committed/, /n1 committed term 1/]);
   });
-  t.test('a committed entry is later rewritten on a node and re-committed', async (t) => {
+  t.test('a committed entry is overwritten on a follower that still counts it committed', async (t) => {
     const c = committedPrefix();
-    const n3 = c.get('n3');
-    n3.truncate(3).append(1, 1, 'evil'); // same term at 3: only the truncation reveals it
-    violation(t, 'stateMachineSafety', () => c.check(), [/n3#1/, /index 3 term 1/, /different content/]);
+    c.get('n3').truncate(3).append(2);
+    violation(t, 'stateMachineSafety', () => c.check(), [/n3#1 \(commitIndex 3\)/, /index 3 term 2 committed/, /n1 committed term 1/]);
+  });
+  t.test('a committed entry is rewritten with its own term (only the truncation reveals it)', async (t) => {
+    const c = committedPrefix();
+    c.get('n3').truncate(3).append(1, 1, 'evil');
+    violation(t, 'logMatching', () => c.check(), [/n3#1 and n1/, /index 3 term 1/, /first at index 3/]);
   });
   t.test('two nodes apply different entries at one index', async (t) => {
     const c = new Cluster('n1', 'n2', 'n3');
@@ -523,6 +589,24 @@ tap.test('state machine safety (§5.4.3)', async (t) => {
     c.checker.noteApply('n1', 1, entry(3, 1));
     void n1;
     violation(t, 'stateMachineSafety', () => c.check(), [/n1#1 applied index 3/, /after index 1/]);
+  });
+  t.test('applies go backwards', async (t) => {
+    const c = committedPrefix();
+    c.checker.noteApply('n1', 1, entry(2, 1));
+    violation(t, 'stateMachineSafety', () => c.check(), [/n1#1 applied index 2 \(term 1\) after index 3/]);
+  });
+  t.test('a skip over a normal entry is found once the entry is committed', async (t) => {
+    const c = new Cluster('n1', 'n2', 'n3');
+    const [n1, n2] = [c.get('n1'), c.get('n2')];
+    n1.lead(1).append(1, 3);
+    n2.copyFrom(n1);
+    c.check();
+    c.checker.noteApply('n1', 1, entry(2, 1)); // skips 1
+    n1.commit(2).live = false; // and dies before anyone sees the commit
+    c.check();
+    t.equal(c.checker.stats().pendingApplies, 2, 'the skip and the apply wait');
+    n2.lead(2).commit(2);
+    violation(t, 'stateMachineSafety', () => c.check(), [/n1#1 applied index 2 after index 0/, /skipping committed normal entry 1 \(term 1\)/]);
   });
   t.test('a restarted incarnation must start again from 1', async (t) => {
     const c = committedPrefix();

@@ -277,6 +277,14 @@ interface Track {
   chains: number[];
   /** `digests[i - base]`: entry digest at index `i` (`NaN` for the seed). */
   digests: number[];
+  /** `types[i - base]`: entry type at index `i`. */
+  types: (EntryType | undefined)[];
+  /**
+   * The seed is a stand-in for a prefix the checker never saw and cannot name
+   * (no committed record, no boundary term): chains are private to this node,
+   * so they are neither registered nor recorded as committed.
+   */
+  detached: boolean;
   /** Lowest index truncated since the last check, `Infinity` when none. */
   dirtyFrom: number;
   /** Role and term as of the last check (`null` before the first). */
@@ -292,6 +300,8 @@ interface Track {
   changedFrom: number;
   /** lastIndex at the previous check. */
   previousTop: number;
+  /** Set during a check when the tracked prefix must restart at this index. */
+  anchorAt: number | null;
 }
 
 interface Registered {
@@ -300,6 +310,8 @@ interface Registered {
 }
 
 interface Committed extends CommittedEntry {
+  /** Entry type: applies may skip only entries that are not `normal`. */
+  readonly type: EntryType | undefined;
   /** Node whose log first showed this entry committed. */
   readonly node: string;
 }
@@ -310,12 +322,15 @@ interface Applied {
   readonly node: string;
 }
 
+/** An apply to match against the committed entry, or a run of indexes an apply skipped (`skipTo >= index`). */
 interface PendingApply {
   readonly node: string;
   readonly incarnation: number;
   readonly index: number;
   readonly term: number;
   readonly digest: number;
+  /** For a skip: the last skipped index (the apply that skipped is `skipTo + 1`); `null` for an apply. */
+  readonly skipTo: number | null;
 }
 
 /** A point of the commit frontier: index `index` was seen committed by a node in term `term`. */
@@ -334,6 +349,7 @@ function truncateTrack(s: Track, index: number): void {
   s.terms.length = keep;
   s.chains.length = keep;
   s.digests.length = keep;
+  s.types.length = keep;
 }
 
 function label(id: string, incarnation: number): string {
@@ -353,8 +369,9 @@ function label(id: string, incarnation: number): string {
  *   τ is in the log of every leader of a term `>= τ`. (A stale leader of an
  *   older term may legitimately lack entries committed later.)
  * - State Machine Safety (§5.4.3): nodes never disagree on a committed index;
- *   applies are contiguous from 1 per incarnation (or from a restore point),
- *   identical across nodes at one index, and each matches the committed entry.
+ *   per incarnation, applies run in increasing index order from 1 (or from a
+ *   restore point) and skip only committed entries that are not `normal`;
+ *   they are identical across nodes at one index and match the committed entry.
  *
  * `note*` methods never throw (they may run inside actor callbacks); a
  * violation they find is thrown by the next `check()`. After a violation every
@@ -419,11 +436,15 @@ export class InvariantChecker {
    * (`fromIndex > lastIndex`) is harmless.
    *
    * @remarks Without it a rewrite of an entry with an equal term would go
-   * unseen; shorter logs and changed terms are found anyway.
+   * unseen; shorter logs and changed terms are found anyway. Only suffix
+   * deletions: compaction (dropping a prefix) and restarts that lose unsynced
+   * entries need no call. Never throws.
+   * @param nodeId - the node whose log lost entries (the log outlives incarnations).
+   * @param incarnation - the incarnation that truncated (informational).
+   * @param fromIndex - the first deleted index.
    */
   noteTruncate(nodeId: string, incarnation: number, fromIndex: number): void {
     this.#truncations++;
-    void incarnation; // the log belongs to the node id, whatever the incarnation
     const s = this.#tracks.get(nodeId);
     if (s !== undefined && fromIndex < s.dirtyFrom) s.dirtyFrom = fromIndex;
   }
@@ -431,21 +452,29 @@ export class InvariantChecker {
   /**
    * Records that the state machine of `nodeId#incarnation` applied `entry`.
    *
-   * @remarks Per incarnation, applies must run 1, 2, 3, … (or from
-   * {@link InvariantChecker.noteRestore | noteRestore}'s index + 1). Never throws.
+   * @remarks Per incarnation, applies must run in increasing index order
+   * from 1 (or from {@link InvariantChecker.noteRestore | noteRestore}'s
+   * index + 1). A skipped index is allowed only if it turns out committed with
+   * a type other than `normal` (noop and config entries never reach the user's
+   * state machine). Pass the entry as the log holds it (`type` included).
+   * Never throws.
    */
   noteApply(nodeId: string, incarnation: number, entry: LogEntry): void {
     this.#applies++;
     if (this.#deferred !== null || this.#failure !== null) return;
     const who = label(nodeId, incarnation);
     const last = this.#lastApplied.get(who) ?? 0;
-    if (entry.index !== last + 1) {
+    if (entry.index <= last) {
       this.#defer(
         'stateMachineSafety',
-        `${who} applied index ${entry.index} (term ${entry.term}) right after index ${last}; applies must be contiguous`,
+        `${who} applied index ${entry.index} (term ${entry.term}) after index ${last}; applies must increase`,
         { nodes: [nodeId], term: entry.term, index: entry.index },
       );
       return;
+    }
+    if (entry.index > last + 1) {
+      // Only entries that are not `normal` (noop, config) may be skipped: settled once they are known committed.
+      this.#pending.push({ node: nodeId, incarnation, index: last + 1, term: 0, digest: 0, skipTo: entry.index - 1 });
     }
     this.#lastApplied.set(who, entry.index);
     const digest = entryDigest(entry);
@@ -466,7 +495,7 @@ export class InvariantChecker {
     if (committed !== undefined) {
       this.#compareApplied(nodeId, who, entry.index, entry.term, digest, committed, 'defer');
     } else {
-      this.#pending.push({ node: nodeId, incarnation, index: entry.index, term: entry.term, digest });
+      this.#pending.push({ node: nodeId, incarnation, index: entry.index, term: entry.term, digest, skipTo: null });
     }
   }
 
@@ -515,14 +544,27 @@ export class InvariantChecker {
   // -------------------------------------------------------------------------
 
   #run(nodes: readonly CheckedNode[], n: number): void {
-    // 1. Logs: rewind what changed, extend with what is new (Log Matching).
-    let unanchored: { node: CheckedNode; s: Track; boundary: number }[] | null = null;
+    // 1. Logs, first half: drop what no longer holds (truncations, rewrites, snapshots).
     for (const node of nodes) {
       const s = this.#track(node, n);
-      const boundary = this.#rewind(node, s);
-      if (boundary === null) {
-        this.#extend(node, s, n);
-      } else if (!this.#anchor(node, s, boundary, false)) {
+      s.anchorAt = this.#rewind(node, s);
+    }
+
+    // 2. Roles: Election Safety and Leader Append-Only (before new entries can trip Log Matching).
+    for (const node of nodes) {
+      const s = this.#tracks.get(node.id);
+      if (s === undefined) continue;
+      if (node.term > this.#maxTerm) this.#maxTerm = node.term;
+      if (node.role === 'leader') this.#checkLeader(node, s, n);
+    }
+
+    // 3. Logs, second half: hash and register what is new (Log Matching).
+    let unanchored: { node: CheckedNode; s: Track; boundary: number }[] | null = null;
+    for (const node of nodes) {
+      const s = this.#tracks.get(node.id);
+      if (s === undefined) continue;
+      const boundary = s.anchorAt;
+      if (boundary !== null && !this.#anchor(node, s, boundary, false)) {
         (unanchored ??= []).push({ node, s, boundary });
       } else {
         this.#extend(node, s, n);
@@ -537,21 +579,13 @@ export class InvariantChecker {
       }
     }
 
-    // 2. Roles: Election Safety and Leader Append-Only.
-    for (const node of nodes) {
-      const s = this.#tracks.get(node.id);
-      if (s === undefined) continue;
-      if (node.term > this.#maxTerm) this.#maxTerm = node.term;
-      if (node.role === 'leader') this.#checkLeader(node, s, n);
-    }
-
-    // 3. Commits: record newly committed entries, compare with what others committed.
+    // 4. Commits: record newly committed entries, compare with what others committed.
     for (const node of nodes) {
       const s = this.#tracks.get(node.id);
       if (s !== undefined) this.#recordCommits(node, s, n);
     }
 
-    // 4. Leader Completeness for every current leader (O(log terms) each).
+    // 5. Leader Completeness for every current leader (O(log terms) each).
     for (const node of nodes) {
       if (node.role !== 'leader') continue;
       const s = this.#tracks.get(node.id);
@@ -569,7 +603,7 @@ export class InvariantChecker {
       s.dirtyFrom = Infinity;
     }
 
-    // 5. Applies made since the last check must match committed entries.
+    // 6. Applies made since the last check must match committed entries.
     if (this.#pending.length > 0) this.#settleApplies(n);
   }
 
@@ -583,6 +617,8 @@ export class InvariantChecker {
         terms: [0],
         chains: [ROOT_CHAIN],
         digests: [Number.NaN],
+        types: [undefined],
+        detached: false,
         dirtyFrom: Infinity,
         role: null,
         term: 0,
@@ -591,6 +627,7 @@ export class InvariantChecker {
         seenAt: 0,
         changedFrom: Infinity,
         previousTop: 0,
+        anchorAt: null,
       };
       this.#tracks.set(node.id, s);
     } else if (s.seenAt === n) {
@@ -638,6 +675,7 @@ export class InvariantChecker {
     let term = boundary === 0 ? 0 : node.log.term(boundary);
     let chain: number | undefined;
     let digest = Number.NaN;
+    let type: EntryType | undefined;
     if (boundary === 0) {
       chain = ROOT_CHAIN;
     } else {
@@ -646,19 +684,24 @@ export class InvariantChecker {
         term = committed.term;
         chain = committed.chain;
         digest = committed.digest;
+        type = committed.type;
       } else if (term !== undefined) {
         chain = this.#registered.get(boundary)?.get(term)?.chain;
       }
     }
+    let detached = false;
     if (chain === undefined) {
       if (!force) return false;
       chain = pseudoChain(boundary, term);
       if (term !== undefined) this.#register(boundary, term, chain, node.id);
+      else detached = true;
     }
     s.base = boundary;
     s.terms = [term];
     s.chains = [chain];
     s.digests = [digest];
+    s.types = [type];
+    s.detached = detached;
     s.recorded = boundary;
     return true;
   }
@@ -693,8 +736,9 @@ export class InvariantChecker {
       s.terms.push(term);
       s.chains.push(chain);
       s.digests.push(digest);
+      s.types.push(entry.type);
       this.#hashed++;
-      const other = this.#register(i, term, chain, node.id);
+      const other = s.detached ? null : this.#register(i, term, chain, node.id);
       if (other !== null && other.chain !== chain) {
         const first = this.#firstDifference(s, this.#tracks.get(other.node), i);
         throw this.#violation(
@@ -749,13 +793,19 @@ export class InvariantChecker {
 
   #recordCommits(node: CheckedNode, s: Track, n: number): void {
     const upTo = Math.min(node.commitIndex, top(s));
-    if (upTo <= s.recorded) return;
+    if (upTo <= s.recorded || s.detached) return;
     for (let i = Math.max(s.recorded, s.base) + 1; i <= upTo; i++) {
       const k = i - s.base;
       const chain = s.chains[k] ?? Number.NaN;
       const earlier = this.#committed.get(i);
       if (earlier === undefined) {
-        this.#committed.set(i, { term: s.terms[k] ?? 0, digest: s.digests[k] ?? Number.NaN, chain, node: node.id });
+        this.#committed.set(i, {
+          term: s.terms[k] ?? 0,
+          digest: s.digests[k] ?? Number.NaN,
+          chain,
+          type: s.types[k],
+          node: node.id,
+        });
       } else if (earlier.chain !== chain) {
         const first = this.#firstCommittedDifference(s, i) ?? i;
         const fk = first - s.base;
@@ -811,7 +861,8 @@ export class InvariantChecker {
     if (point === undefined) return;
     const r = point.index;
     const committed = this.#committed.get(r);
-    if (committed === undefined || r < s.base) return; // below a compaction boundary: applied, so checked by applies
+    // Below a compaction boundary the entries were applied, so the apply checks cover them.
+    if (committed === undefined || r < s.base || (s.detached && r === s.base)) return;
     const who = label(node.id, node.incarnation);
     const seen = `(seen committed by ${point.node} in term ${point.term})`;
     if (r > top(s)) {
@@ -822,7 +873,7 @@ export class InvariantChecker {
         n,
       );
     }
-    if (s.chains[r - s.base] !== committed.chain) {
+    if (s.detached ? s.terms[r - s.base] !== committed.term : s.chains[r - s.base] !== committed.chain) {
       const first = this.#firstCommittedDifference(s, r) ?? r;
       const theirs = this.#committed.get(first) ?? committed;
       throw this.#violation(
@@ -838,24 +889,48 @@ export class InvariantChecker {
   #settleApplies(n: number): void {
     const keep: PendingApply[] = [];
     for (const p of this.#pending) {
-      const who = label(p.node, p.incarnation);
-      const committed = this.#committed.get(p.index);
-      if (committed !== undefined) {
-        this.#compareApplied(p.node, who, p.index, p.term, p.digest, committed, n);
-        continue;
-      }
-      const s = this.#tracks.get(p.node);
-      if (s !== undefined && s.seenAt === n && s.incarnation === p.incarnation && s.commitIndex < p.index) {
+      if (p.skipTo === null ? !this.#settleApply(p, n) : !this.#settleSkip(p, n)) keep.push(p);
+    }
+    this.#pending = keep;
+  }
+
+  /** @returns whether `p` is settled; `false` keeps it pending (its node died, or holds commits beyond its log). */
+  #settleApply(p: PendingApply, n: number): boolean {
+    const who = label(p.node, p.incarnation);
+    const committed = this.#committed.get(p.index);
+    if (committed !== undefined) {
+      this.#compareApplied(p.node, who, p.index, p.term, p.digest, committed, n);
+      return true;
+    }
+    const s = this.#tracks.get(p.node);
+    if (s !== undefined && s.seenAt === n && s.incarnation === p.incarnation && s.commitIndex < p.index) {
+      throw this.#violation(
+        'stateMachineSafety',
+        `${who} applied index ${p.index} term ${p.term} but its commitIndex is ${s.commitIndex} and no node has it committed`,
+        { nodes: [p.node], term: p.term, index: p.index },
+        n,
+      );
+    }
+    return false;
+  }
+
+  /** A skipped run settles when each index is known committed and not `normal`. */
+  #settleSkip(p: PendingApply, n: number): boolean {
+    const to = p.skipTo ?? p.index - 1;
+    for (let i = p.index; i <= to; i++) {
+      const committed = this.#committed.get(i);
+      if (committed === undefined) return false;
+      if (committed.type === 'normal') {
+        const who = label(p.node, p.incarnation);
         throw this.#violation(
           'stateMachineSafety',
-          `${who} applied index ${p.index} term ${p.term} but its commitIndex is ${s.commitIndex} and no node has it committed`,
-          { nodes: [p.node], term: p.term, index: p.index },
+          `${who} applied index ${to + 1} after index ${p.index - 1}, skipping committed normal entry ${i} (term ${committed.term})`,
+          { nodes: [p.node, committed.node], term: committed.term, index: i },
           n,
         );
       }
-      keep.push(p); // its node died (or holds commits beyond its log): settle when some node commits the index
     }
-    this.#pending = keep;
+    return true;
   }
 
   #compareApplied(

@@ -1,0 +1,67 @@
+/**
+ * raftchart — Raft consensus for TypeScript, built as explicit XState state machines.
+ *
+ * @example
+ * ```ts
+ * import { createRaftNode, MemoryNetwork, MemoryStorage } from 'raftchart'
+ * const network = new MemoryNetwork()
+ * const node = createRaftNode({ id: 'n1', stateMachine: { apply: (e) => e.index },
+ *   storage: new MemoryStorage(), transport: network.transport('n1') })
+ * await node.start()
+ * await node.bootstrap([{ id: 'n1', address: 'n1' }])
+ * ```
+ *
+ * @packageDocumentation
+ */
+export {
+  createRaftNode,
+  type RaftNode,
+  type RaftStatus,
+  type ReplicaStatus,
+  type LeaderInfo,
+  type RaftEvent,
+  type ProposalResult,
+  type ProposeOptions,
+} from './actors/node.actor.js';
+export type { RaftNodeOptions, StateMachine, AppliedEntry } from './actors/options.js';
+export {
+  RaftError,
+  NotLeaderError,
+  ShutdownError,
+  TimeoutError,
+  LeadershipLostError,
+  ConfigurationError,
+  StorageError,
+  type RaftErrorCode,
+} from './errors.js';
+export { systemClock, SimulatedClock, type Clock, type TimerHandle } from './adapters/clock.js';
+export { seededRandom, systemRandom, type Random, type SeededRandom } from './adapters/random.js';
+export type { RaftStorage, StorageWrite, StoredState } from './adapters/storage/storage.js';
+export { MemoryStorage, type MemoryStorageOptions } from './adapters/storage/memory.js';
+export type { Transport, MessageHandler } from './adapters/transport/transport.js';
+export { MemoryNetwork, type MemoryNetworkOptions, type UnreliableOptions, type NetworkStats } from './adapters/transport/memory.js';
+export {
+  nodeMachine,
+  type NodeContext,
+  type NodeEvent,
+  type NodeInput,
+  type RoutedEvent,
+  type ReplicaRefs,
+  type AppendEntriesIntent,
+  type AppendProposalsIntent,
+} from './machines/node.machine.js';
+export {
+  replicaMachine,
+  type ReplicaContext,
+  type ReplicaEvent,
+  type ReplicaInput,
+  type ReplicaLimits,
+  type ReplicaProgressEvent,
+  type SendAppendIntent,
+  type SendHeartbeatIntent,
+} from './machines/replica.machine.js';
+export { Inflights } from './machines/inflights.js';
+export { majority, quorumIndex, tally, hasQuorum, type ElectionResult } from './machines/quorum.js';
+export { isUpToDate, decideVote, type VoterState, type Ballot, type VoteDecision } from './machines/vote.js';
+export { matches, conflictHint, nextAfterConflict, type ConflictHint } from './machines/log-matching.js';
+export type * from './machines/types.js';

@@ -1,0 +1,285 @@
+/**
+ * A deterministic simulated cluster: real node actors over a shared
+ * SimulatedClock, a seeded MemoryNetwork and MemoryStorage with sync delays.
+ * One step = one clock timer plus the microtasks it causes; the Raft
+ * invariants are checked after every step. Same seed, same run.
+ */
+import { createRaftNode, nodeInternals, type RaftNode } from '../../../actors/node.actor.js';
+import type { RaftNodeOptions } from '../../../actors/options.js';
+import { SimulatedClock } from '../../../adapters/clock.js';
+import { seededRandom, type SeededRandom } from '../../../adapters/random.js';
+import { MemoryStorage } from '../../../adapters/storage/memory.js';
+import { MemoryNetwork } from '../../../adapters/transport/memory.js';
+import type { LogEntry, Role } from '../../../machines/types.js';
+import { InvariantChecker, type CheckedNode } from './invariants.js';
+
+/** Options of a simulated cluster. */
+export interface SimOptions {
+  /** Seed of every random choice: timeouts, latencies, faults. */
+  readonly seed: number;
+  /** Number of nodes (ids n1..nN). */
+  readonly size: number;
+  /** Network latency range in ms. Default [1, 5]. */
+  readonly latencyMs?: readonly [number, number];
+  /** Storage sync delay range in ms; a crash loses writes not yet synced. Default [0, 2]. */
+  readonly syncDelayMs?: readonly [number, number];
+  /** Extra node options (timeouts, preVote, ...). */
+  readonly node?: Partial<Omit<RaftNodeOptions, 'id' | 'stateMachine' | 'storage' | 'transport' | 'clock' | 'random'>>;
+  /** Check the invariants after every step. Default true. */
+  readonly check?: boolean;
+}
+
+/** A proposal's outcome as a client saw it. */
+export interface Ack {
+  readonly value: string;
+  readonly index: number;
+  readonly term: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Thrown when a simulated run fails; the message starts with the seed for replay. */
+export class SimFailure extends Error {}
+
+/** A cluster in simulated time. */
+export class SimCluster {
+  readonly clock = new SimulatedClock();
+  readonly random: SeededRandom;
+  readonly network: MemoryNetwork;
+  readonly ids: string[];
+  readonly checker = new InvariantChecker();
+  readonly storages = new Map<string, MemoryStorage>();
+  /** Live nodes by id (a crashed node is absent until restarted). */
+  readonly nodes = new Map<string, RaftNode<string>>();
+  /** Values applied by each live incarnation, in order. */
+  readonly applied = new Map<string, { index: number; value: string }[]>();
+  /** Proposals acknowledged to clients. */
+  readonly acks: Ack[] = [];
+  readonly incarnation = new Map<string, number>();
+  steps = 0;
+  readonly #views = new Map<string, CheckedNode>();
+  readonly #opts: SimOptions;
+
+  constructor(opts: SimOptions) {
+    this.#opts = opts;
+    this.random = seededRandom(opts.seed);
+    this.ids = Array.from({ length: opts.size }, (_, i) => `n${i + 1}`);
+    const [lo, hi] = opts.latencyMs ?? [1, 5];
+    this.network = new MemoryNetwork({ clock: this.clock, random: this.random.fork(), latencyMs: [lo, hi] });
+    const [slo, shi] = opts.syncDelayMs ?? [0, 2];
+    const storageRandom = this.random.fork();
+    for (const id of this.ids) {
+      this.storages.set(id, new MemoryStorage({ clock: this.clock, syncDelayMs: () => slo + storageRandom.next() * (shi - slo) }));
+    }
+  }
+
+  /** Fails with the seed in the message. */
+  fail(message: string): never {
+    throw new SimFailure(`seed ${this.#opts.seed}: ${message} (replay: RAFTCHART_SEED=${this.#opts.seed})`);
+  }
+
+  /** Starts every node and bootstraps them with the full membership. */
+  async start(): Promise<void> {
+    for (const id of this.ids) await this.#launch(id);
+    const servers = this.ids.map((id) => ({ id, address: id }));
+    const boots = [...this.nodes.values()].map((n) => n.bootstrap(servers));
+    let settled = false;
+    const all = Promise.all(boots).then(() => {
+      settled = true;
+    });
+    await this.runUntil(() => settled, 1000, 'bootstrap');
+    await all;
+  }
+
+  async #launch(id: string): Promise<void> {
+    const inc = (this.incarnation.get(id) ?? 0) + 1;
+    this.incarnation.set(id, inc);
+    const applied: { index: number; value: string }[] = [];
+    this.applied.set(id, applied);
+    let lastNoted = 0;
+    // The user state machine sees normal entries only; the checker also hears the no-op and config entries between them.
+    const note = (entry: LogEntry): void => {
+      const log = nodeInternals(node).log;
+      for (let i = lastNoted + 1; i < entry.index; i++) {
+        const skipped = log.entry(i);
+        if (skipped !== undefined) this.checker.noteApply(id, inc, skipped);
+      }
+      lastNoted = entry.index;
+      this.checker.noteApply(id, inc, entry);
+    };
+    const node = createRaftNode<string>({
+      electionTimeoutMs: [150, 300],
+      heartbeatIntervalMs: 50,
+      ...this.#opts.node,
+      id,
+      clock: this.clock,
+      random: this.random.fork(),
+      storage: this.storages.get(id) as MemoryStorage,
+      transport: this.network.transport(id),
+      stateMachine: {
+        apply: (entry) => {
+          const value = decoder.decode(entry.data);
+          applied.push({ index: entry.index, value });
+          note({ index: entry.index, term: entry.term, type: 'normal', data: entry.data });
+          return value;
+        },
+      },
+    });
+    await node.start();
+    const internals = nodeInternals(node);
+    internals.log.onTruncate = (from) => this.checker.noteTruncate(id, inc, from);
+    this.nodes.set(id, node);
+    this.#views.set(id, {
+      id,
+      incarnation: inc,
+      get role(): Role {
+        return internals.state().role;
+      },
+      get term(): number {
+        return internals.state().term;
+      },
+      get commitIndex(): number {
+        return internals.state().commitIndex;
+      },
+      log: internals.log,
+    });
+  }
+
+  /** Runs one timer and everything it causes, then checks the invariants. Returns false when idle. */
+  async step(): Promise<boolean> {
+    const ran = this.clock.runNext();
+    await drain();
+    this.steps++;
+    if (this.#opts.check !== false) {
+      try {
+        this.checker.check([...this.#views.values()]);
+      } catch (error) {
+        this.fail(`after step ${this.steps} at t=${this.clock.now()}: ${(error as Error).message}`);
+      }
+    }
+    return ran;
+  }
+
+  /** Runs for `ms` of simulated time. */
+  async run(ms: number): Promise<void> {
+    const end = this.clock.now() + ms;
+    while ((this.clock.nextTime() ?? Infinity) <= end) await this.step();
+    this.clock.advanceTo(end);
+  }
+
+  /** Runs until `predicate` holds; fails after `maxMs` of simulated time. */
+  async runUntil(predicate: () => boolean, maxMs: number, what: string): Promise<void> {
+    const end = this.clock.now() + maxMs;
+    while (!predicate()) {
+      if ((this.clock.nextTime() ?? Infinity) > end) this.fail(`${what} did not happen within ${maxMs} ms`);
+      await this.step();
+    }
+  }
+
+  /** The live leader of the highest term, if any. */
+  leader(): RaftNode<string> | null {
+    let best: RaftNode<string> | null = null;
+    let bestTerm = -1;
+    for (const node of this.nodes.values()) {
+      const s = nodeInternals(node).state();
+      if (s.role === 'leader' && s.term > bestTerm) {
+        best = node;
+        bestTerm = s.term;
+      }
+    }
+    return best;
+  }
+
+  /** Waits for a leader that a majority of live, connected nodes agree on. */
+  async waitLeader(maxMs = 5000): Promise<RaftNode<string>> {
+    await this.runUntil(() => this.leader() !== null, maxMs, 'leader election');
+    return this.leader() as RaftNode<string>;
+  }
+
+  /** Stops a node abruptly: its unsynced writes are lost. */
+  async crash(id: string): Promise<void> {
+    const node = this.nodes.get(id);
+    if (node === undefined) return;
+    this.nodes.delete(id);
+    this.#views.delete(id);
+    await node.stop();
+    await drain();
+  }
+
+  /** Starts a new incarnation of a crashed node over its storage. */
+  async restart(id: string): Promise<void> {
+    if (this.nodes.has(id)) return;
+    await this.#launch(id);
+  }
+
+  /**
+   * Proposes `value` at node `id` (default: the current leader); records the ack.
+   * Never rejects: returns the ack or the error.
+   */
+  propose(value: string, id?: string): Promise<Ack | Error> {
+    const node = id === undefined ? this.leader() : this.nodes.get(id);
+    if (node === undefined || node === null) return Promise.resolve(new Error('no node'));
+    return node.propose(encoder.encode(value)).then(
+      (r) => {
+        const ack = { value, index: r.index, term: r.term };
+        this.acks.push(ack);
+        return ack;
+      },
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+
+  /** Proposes and runs the clock until the proposal settles. */
+  async commit(value: string, maxMs = 5000, id?: string): Promise<Ack | Error> {
+    let out: Ack | Error | undefined;
+    void this.propose(value, id).then((r) => {
+      out = r;
+    });
+    await this.runUntil(() => out !== undefined, maxMs, `proposal ${value}`);
+    return out as Ack | Error;
+  }
+
+  /** Value at `index` in a node's log, if it is a normal entry. */
+  valueAt(id: string, index: number): string | undefined {
+    const node = this.nodes.get(id);
+    const entry: LogEntry | undefined = node === undefined ? undefined : nodeInternals(node).log.entry(index);
+    return entry?.type === 'normal' ? decoder.decode(entry.data) : undefined;
+  }
+
+  /** How many live nodes hold `value` at `index` and have committed it. */
+  committedOn(index: number, value: string): number {
+    let n = 0;
+    for (const [id, node] of this.nodes) {
+      if (nodeInternals(node).state().commitIndex >= index && this.valueAt(id, index) === value) n++;
+    }
+    return n;
+  }
+
+  /** The lowest commit index among live nodes. */
+  minCommitIndex(): number {
+    let min = Infinity;
+    for (const node of this.nodes.values()) min = Math.min(min, nodeInternals(node).state().commitIndex);
+    return min === Infinity ? 0 : min;
+  }
+
+  /** Asserts that every acknowledged proposal is in every live node's log, at its index. */
+  assertAcksDurable(): void {
+    for (const ack of this.acks) {
+      for (const id of this.nodes.keys()) {
+        const v = this.valueAt(id, ack.index);
+        if (v !== ack.value) this.fail(`acknowledged ${ack.value}@${ack.index} missing on ${id} (found ${String(v)})`);
+      }
+    }
+  }
+
+  /** Stops every node. */
+  async stop(): Promise<void> {
+    for (const id of [...this.nodes.keys()]) await this.crash(id);
+  }
+}
+
+/** Lets every queued microtask run (the simulation's "rest of the turn"). */
+export function drain(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
