@@ -118,17 +118,61 @@ export interface RaftNode<R = unknown> {
   readonly events$: Observable<RaftEvent>;
 }
 
-interface Pending<R> {
-  term: number;
-  settled: boolean;
-  resolve(value: ProposalResult<R>): void;
-  reject(error: unknown): void;
-  timer: TimerHandle | null;
+/**
+ * One proposal's promise. Settles once; a settled proposal ignores later
+ * outcomes (a timed-out proposal that commits anyway stays rejected).
+ */
+class Proposal<R> {
+  term = 0;
+  settled = false;
+  batch: Batch<R> | null = null;
+  timer: TimerHandle | null = null;
+  constructor(
+    readonly data: Uint8Array,
+    readonly onResolve: (value: ProposalResult<R>) => void,
+    readonly onReject: (error: unknown) => void,
+    readonly clearTimer: (timer: TimerHandle) => void,
+  ) {}
+
+  resolve(value: ProposalResult<R>): void {
+    if (this.#finish()) this.onResolve(value);
+  }
+
+  reject(error: unknown): void {
+    if (this.#finish()) this.onReject(error);
+  }
+
+  #finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    if (this.timer !== null) this.clearTimer(this.timer);
+    this.batch?.settledOne();
+    return true;
+  }
 }
 
-interface Buffered<R> {
-  readonly data: Uint8Array;
-  readonly pending: Pending<R>;
+/** The proposals of one turn, sharing one timeout timer. */
+class Batch<R> {
+  timer: TimerHandle | null = null;
+  #open: number;
+  constructor(
+    readonly proposals: readonly Proposal<R>[],
+    readonly clearTimer: (timer: TimerHandle) => void,
+  ) {
+    this.#open = proposals.length;
+  }
+
+  settledOne(): void {
+    if (--this.#open === 0 && this.timer !== null) {
+      this.clearTimer(this.timer);
+      this.timer = null;
+    }
+  }
+
+  expire(error: () => unknown): void {
+    this.timer = null;
+    for (const p of this.proposals) p.reject(error());
+  }
 }
 
 type NodeActor = Actor<typeof nodeMachine>;
@@ -178,9 +222,10 @@ class Node<R> implements RaftNode<R> {
   #writing = false;
   #hardState = { term: 0, votedFor: null as ServerId | null };
 
-  #proposals: Buffered<R>[] = [];
-  #batch: Buffered<R>[] | null = null;
-  #pending = new Map<number, Pending<R>>();
+  #proposals: Proposal<R>[] = [];
+  /** Proposals with a non-default timeout (they carry their own timer). */
+  #batch: Proposal<R>[] | null = null;
+  #pending = new Map<number, Proposal<R>>();
 
   #commitTarget = 0;
   #applied = 0;
@@ -200,6 +245,7 @@ class Node<R> implements RaftNode<R> {
   readonly events$ = this.#events$.asObservable();
 
   readonly #endTurn = (): void => this.#runTurn();
+  readonly #clearTimer = (timer: TimerHandle): void => this.#clock.clearTimeout(timer);
 
   constructor(options: RaftNodeOptions<R>) {
     this.#opts = resolveOptions(options as RaftNodeOptions<unknown>);
@@ -274,7 +320,7 @@ class Node<R> implements RaftNode<R> {
         rejectProposals: (_, leaderId) => {
           const batch = this.#batch ?? [];
           this.#batch = null;
-          for (const b of batch) b.pending.reject(new NotLeaderError(leaderId));
+          for (const p of batch) p.reject(new NotLeaderError(leaderId));
         },
       },
       actors: {
@@ -362,37 +408,13 @@ class Node<R> implements RaftNode<R> {
     if (this.#state !== 'running') return Promise.reject(new ShutdownError('proposal'));
     if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
     return new Promise<ProposalResult<R>>((resolve, reject) => {
-      const pending = this.#newPending(resolve, reject, timeoutMs);
-      this.#proposals.push({ data, pending });
+      const proposal = new Proposal<R>(data, resolve, reject, this.#clearTimer);
+      if (timeoutMs !== this.#opts.proposalTimeoutMs) {
+        proposal.timer = this.#clock.setTimeout(() => proposal.reject(new TimeoutError('proposal', timeoutMs)), timeoutMs);
+      }
+      this.#proposals.push(proposal);
       this.#scheduleTurn();
     });
-  }
-
-  /** A proposal's settlement: settles once, clears its timer, times out with `TimeoutError`. */
-  #newPending(resolve: (v: ProposalResult<R>) => void, reject: (e: unknown) => void, timeoutMs: number): Pending<R> {
-    const clock = this.#clock;
-    const pending: Pending<R> = {
-      term: 0,
-      settled: false,
-      timer: null,
-      resolve(value) {
-        if (pending.settled) return;
-        pending.settled = true;
-        if (pending.timer !== null) clock.clearTimeout(pending.timer);
-        resolve(value);
-      },
-      reject(error) {
-        if (pending.settled) return;
-        pending.settled = true;
-        if (pending.timer !== null) clock.clearTimeout(pending.timer);
-        reject(error);
-      },
-    };
-    pending.timer = clock.setTimeout(() => {
-      pending.timer = null;
-      pending.reject(new TimeoutError('proposal', timeoutMs));
-    }, timeoutMs);
-    return pending;
   }
 
   status(): RaftStatus {
@@ -444,12 +466,22 @@ class Node<R> implements RaftNode<R> {
     this.#turnScheduled = false;
     if (this.#state !== 'running' || this.#actor === null) return;
     if (this.#proposals.length > 0) {
-      const batch = this.#proposals;
+      const proposals = this.#proposals;
       this.#proposals = [];
-      this.#batch = batch;
-      this.#actor.send({ type: 'client.propose', payloads: batch.map((b) => b.data) });
+      // Proposals on the default timeout share one timer; the others carry their own.
+      const shared = proposals.filter((p) => p.timer === null && !p.settled);
+      if (shared.length > 0) {
+        const batch = new Batch<R>(shared, this.#clearTimer);
+        const timeoutMs = this.#opts.proposalTimeoutMs;
+        batch.timer = this.#clock.setTimeout(() => batch.expire(() => new TimeoutError('proposal', timeoutMs)), timeoutMs);
+        for (const p of shared) p.batch = batch;
+      }
+      this.#batch = proposals;
+      const payloads = new Array<Uint8Array>(proposals.length);
+      for (let k = 0; k < proposals.length; k++) payloads[k] = (proposals[k] as Proposal<R>).data;
+      this.#actor.send({ type: 'client.propose', payloads });
       // A batch the machine neither appended nor rejected (it cannot happen today) must not hang.
-      if (this.#batch !== null) for (const b of this.#batch) b.pending.reject(new NotLeaderError(this.#leader.leaderId));
+      if (this.#batch !== null) for (const p of this.#batch) p.reject(new NotLeaderError(this.#leader.leaderId));
       this.#batch = null;
     }
     if (this.#configDirty) this.#refreshConfig();
@@ -488,7 +520,8 @@ class Node<R> implements RaftNode<R> {
         if (r.afterSync.length > 0) this.#transport.send(r.afterSync);
         for (const f of r.synced) f();
         const last = r.delta.entries[r.delta.entries.length - 1];
-        if (last !== undefined) {
+        // Only a leader counts its own durable index towards the commit quorum.
+        if (last !== undefined && this.#role === 'leader') {
           this.#actor?.send({ type: 'storage.synced', index: last.index, term: last.term });
           this.#scheduleTurn();
         }
@@ -524,11 +557,11 @@ class Node<R> implements RaftNode<R> {
 
   // ---- apply -------------------------------------------------------------------------------------
 
-  #track(batch: readonly Buffered<R>[], first: number, term: number): void {
+  #track(batch: readonly Proposal<R>[], first: number, term: number): void {
     for (let k = 0; k < batch.length; k++) {
-      const b = batch[k] as Buffered<R>;
-      b.pending.term = term;
-      this.#pending.set(first + k, b.pending);
+      const p = batch[k] as Proposal<R>;
+      p.term = term;
+      this.#pending.set(first + k, p);
     }
   }
 
@@ -611,7 +644,7 @@ class Node<R> implements RaftNode<R> {
 
   /** A deposed leader fails the proposals not yet committed: their outcome is unknown. */
   #loseLeadership(commitIndex: number): void {
-    for (const b of this.#proposals) b.pending.reject(new NotLeaderError(null));
+    for (const p of this.#proposals) p.reject(new NotLeaderError(null));
     this.#proposals = [];
     for (const [index, pending] of this.#pending) {
       if (index > commitIndex) {
@@ -637,7 +670,7 @@ class Node<R> implements RaftNode<R> {
   }
 
   #failAll(error: () => Error): void {
-    for (const b of this.#proposals) b.pending.reject(error());
+    for (const p of this.#proposals) p.reject(error());
     this.#proposals = [];
     for (const pending of this.#pending.values()) pending.reject(error());
     this.#pending.clear();

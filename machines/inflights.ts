@@ -55,7 +55,7 @@ export class Inflights {
 
   /** Records a message whose last entry is `lastIndex`, carrying `bytes` payload bytes. Ignored when full. */
   add(lastIndex: number, bytes: number): void {
-    if (this.#count >= this.capacity) return;
+    if (this.full()) return;
     const slot = (this.#start + this.#count) % this.capacity;
     this.#last[slot] = lastIndex;
     this.#size[slot] = bytes;

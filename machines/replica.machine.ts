@@ -68,8 +68,11 @@ export interface ReplicaContext extends ReplicaLimits {
   readonly commit: number;
   /** In `probe`: a probe is outstanding; don't send another until answered or a heartbeat passes. */
   readonly paused: boolean;
-  /** `match` when the previous heartbeat answer arrived; no movement across two answers means lost appends. */
-  readonly matchAtLastBeat: number;
+  /**
+   * `match` when the previous heartbeat answer arrived with appends in flight, else `null`: no movement
+   * across two answers that both found appends in flight means those appends were lost.
+   */
+  readonly matchAtLastBeat: number | null;
   /** Appends sent and not acknowledged. */
   readonly inflights: Inflights;
 }
@@ -150,6 +153,13 @@ export const replicaMachine = setup({
     sendAppend: (_: unknown, _intent: SendAppendIntent) => {},
     /** Placeholder: the node actor records the heartbeat into the turn's Ready. */
     sendHeartbeat: (_: unknown, _intent: SendHeartbeatIntent) => {},
+    /**
+     * Forgets the appends in flight (on entering probe or replicate). Runs while the transition
+     * resolves, like `stream` that fills the window, so `transition()` sees the same order.
+     */
+    resetInflights: enqueueActions(({ context }) => {
+      context.inflights.reset();
+    }),
     /** Sends one probe from `next` unless one is outstanding. */
     sendProbe: enqueueActions(({ context, enqueue }) => {
       if (context.paused) return;
@@ -208,7 +218,7 @@ export const replicaMachine = setup({
     next: Math.max(1, input.next),
     commit: input.commit,
     paused: false,
-    matchAtLastBeat: 0,
+    matchAtLastBeat: null,
     inflights: new Inflights(input.maxInflight, input.maxInflightBytes),
     maxInflight: input.maxInflight,
     maxInflightBytes: input.maxInflightBytes,
@@ -230,7 +240,7 @@ export const replicaMachine = setup({
   states: {
     probe: {
       always: { guard: 'needsSnapshot', target: 'snapshot' },
-      entry: [({ context }) => context.inflights.reset(), 'sendProbe'],
+      entry: ['resetInflights', 'sendProbe'],
       on: {
         'replica.entries': { actions: ['rememberCommit', 'sendProbe'] },
         'replica.appendResponse': [
@@ -242,8 +252,8 @@ export const replicaMachine = setup({
     },
     replicate: {
       entry: [
-        ({ context }) => context.inflights.reset(),
-        assign({ next: ({ context }) => context.match + 1, matchAtLastBeat: ({ context }) => context.match }),
+        'resetInflights',
+        assign({ next: ({ context }) => context.match + 1, matchAtLastBeat: null }),
         'stream',
       ],
       on: {
@@ -255,7 +265,7 @@ export const replicaMachine = setup({
         'replica.heartbeatResponse': [
           // Two heartbeat answers and no acknowledgement between them: appends were lost. Re-probe from match.
           { guard: 'isStuck', target: 'probe', actions: assign({ paused: false, next: ({ context }) => context.match + 1 }) },
-          { actions: assign({ matchAtLastBeat: ({ context }) => context.match }) },
+          { actions: assign({ matchAtLastBeat: ({ context }) => (context.inflights.count > 0 ? context.match : null) }) },
         ],
       },
     },

@@ -10,7 +10,8 @@ import { SimulatedClock } from '../../../adapters/clock.js';
 import { seededRandom, type SeededRandom } from '../../../adapters/random.js';
 import { MemoryStorage } from '../../../adapters/storage/memory.js';
 import { MemoryNetwork } from '../../../adapters/transport/memory.js';
-import type { LogEntry, Role } from '../../../machines/types.js';
+import type { Transport } from '../../../adapters/transport/transport.js';
+import type { LogEntry, RaftMessage, Role } from '../../../machines/types.js';
 import { InvariantChecker, type CheckedNode } from './invariants.js';
 
 /** Options of a simulated cluster. */
@@ -39,6 +40,9 @@ export interface Ack {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Sees every batch a node hands to its transport (before the network's faults apply). */
+export type SendListener = (from: string, messages: readonly RaftMessage[]) => void;
+
 /** Thrown when a simulated run fails; the message starts with the seed for replay. */
 export class SimFailure extends Error {}
 
@@ -60,6 +64,7 @@ export class SimCluster {
   steps = 0;
   readonly #views = new Map<string, CheckedNode>();
   readonly #opts: SimOptions;
+  readonly #sendListeners = new Set<SendListener>();
 
   constructor(opts: SimOptions) {
     this.#opts = opts;
@@ -116,7 +121,7 @@ export class SimCluster {
       clock: this.clock,
       random: this.random.fork(),
       storage: this.storages.get(id) as MemoryStorage,
-      transport: this.network.transport(id),
+      transport: this.#observed(id, this.network.transport(id)),
       stateMachine: {
         apply: (entry) => {
           const value = decoder.decode(entry.data);
@@ -144,6 +149,60 @@ export class SimCluster {
       },
       log: internals.log,
     });
+  }
+
+  /** The node's transport, passing every outbound batch to the send listeners first. */
+  #observed(id: string, inner: Transport): Transport {
+    const listeners = this.#sendListeners;
+    return {
+      start: (nodeId, handler) => inner.start(nodeId, handler),
+      send: (messages) => {
+        for (const listener of listeners) listener(id, messages);
+        inner.send(messages);
+      },
+      setPeers: (servers) => inner.setPeers(servers),
+      stop: () => inner.stop(),
+    };
+  }
+
+  /** Calls `listener` with every batch any node sends from now on; returns the unsubscribe function. */
+  onSend(listener: SendListener): () => void {
+    this.#sendListeners.add(listener);
+    return () => this.#sendListeners.delete(listener);
+  }
+
+  /** Ids of the live (not crashed) nodes. */
+  up(): string[] {
+    return this.ids.filter((id) => this.nodes.has(id));
+  }
+
+  /** The live leader of the highest term among `ids`, if any. */
+  leaderAmong(ids: readonly string[]): RaftNode<string> | null {
+    let best: RaftNode<string> | null = null;
+    let bestTerm = -1;
+    for (const id of ids) {
+      const node = this.nodes.get(id);
+      if (node === undefined) continue;
+      const s = nodeInternals(node).state();
+      if (s.role === 'leader' && s.term > bestTerm) {
+        best = node;
+        bestTerm = s.term;
+      }
+    }
+    return best;
+  }
+
+  /** Waits until one of `ids` is leader; fails after `maxMs`. */
+  async waitLeaderAmong(ids: readonly string[], maxMs = 5000): Promise<RaftNode<string>> {
+    await this.runUntil(() => this.leaderAmong(ids) !== null, maxMs, `leader election among ${ids.join(',')}`);
+    return this.leaderAmong(ids) as RaftNode<string>;
+  }
+
+  /** Role, term, commit index and leader of a live node (throws for a crashed one). */
+  stateOf(id: string): ReturnType<ReturnType<typeof nodeInternals>['state']> {
+    const node = this.nodes.get(id);
+    if (node === undefined) this.fail(`${id} is not running`);
+    return nodeInternals(node).state();
   }
 
   /** Runs one timer and everything it causes, then checks the invariants. Returns false when idle. */
