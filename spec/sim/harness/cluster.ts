@@ -276,10 +276,10 @@ export class SimCluster {
    * Proposes `value` at node `id` (default: the current leader); records the ack.
    * Never rejects: returns the ack or the error.
    */
-  propose(value: string, id?: string): Promise<Ack | Error> {
+  propose(value: string, id?: string, timeoutMs?: number): Promise<Ack | Error> {
     const node = id === undefined ? this.leader() : this.nodes.get(id);
     if (node === undefined || node === null) return Promise.resolve(new Error('no node'));
-    return node.propose(encoder.encode(value)).then(
+    return node.propose(encoder.encode(value), timeoutMs === undefined ? undefined : { timeoutMs }).then(
       (r) => {
         const ack = { value, index: r.index, term: r.term };
         this.acks.push(ack);
@@ -297,6 +297,45 @@ export class SimCluster {
     });
     await this.runUntil(() => out !== undefined, maxMs, `proposal ${value}`);
     return out as Ack | Error;
+  }
+
+  /**
+   * The Raft lab's `one()`: proposes `value` at the current leader until it is
+   * committed on at least `expected` live nodes, retrying at whoever leads
+   * after a failed or slow attempt (so a value may land twice). Returns its
+   * index; fails after `maxMs`.
+   */
+  async one(value: string, expected: number, maxMs = 10_000): Promise<number> {
+    const end = this.clock.now() + maxMs;
+    while (this.clock.now() < end) {
+      const leader = this.leader();
+      if (leader === null) {
+        await this.run(20);
+        continue;
+      }
+      let out: Ack | Error | undefined;
+      void this.propose(value, leader.id, 2000).then((r) => {
+        out = r;
+      });
+      const until = Math.min(end, this.clock.now() + 2000);
+      while (out === undefined && this.clock.now() < until && this.clock.nextTime() !== undefined) await this.step();
+      if (out === undefined || out instanceof Error) continue;
+      const ack: Ack = out;
+      while (this.committedOn(ack.index, value) < expected && this.clock.now() < until && this.clock.nextTime() !== undefined) await this.step();
+      if (this.committedOn(ack.index, value) >= expected) return ack.index;
+    }
+    this.fail(`one(${value}) was not committed on ${expected} nodes within ${maxMs} ms`);
+  }
+
+  /** Runs for `ms`, failing as soon as `predicate` is false after a step. */
+  async always(ms: number, predicate: () => boolean, what: string): Promise<void> {
+    const end = this.clock.now() + ms;
+    if (!predicate()) this.fail(`${what} was false at t=${this.clock.now()}`);
+    while ((this.clock.nextTime() ?? Infinity) <= end) {
+      await this.step();
+      if (!predicate()) this.fail(`${what} was false at t=${this.clock.now()}`);
+    }
+    this.clock.advanceTo(end);
   }
 
   /** Value at `index` in a node's log, if it is a normal entry. */
