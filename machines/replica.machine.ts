@@ -39,7 +39,7 @@ export interface ReplicaInput extends ReplicaLimits {
   readonly parent: AnyActorRef;
   /** The leader's log. */
   readonly log: LogView;
-  /** Where to start probing: the leader's last index + 1. */
+  /** Where to start probing. The leader passes its last index after appending its no-op, so the first probe carries the no-op. */
   readonly next: number;
   /** The leader's commit index at spawn. */
   readonly commit: number;
