@@ -13,7 +13,10 @@ export type RaftErrorCode =
   | 'TIMEOUT'
   | 'LEADERSHIP_LOST'
   | 'CONFIGURATION'
-  | 'STORAGE';
+  | 'STORAGE'
+  | 'STORAGE_CORRUPTION'
+  | 'CODEC'
+  | 'TRANSPORT';
 
 /** Base class of every raftchart error. */
 export class RaftError extends Error {
@@ -86,5 +89,39 @@ export class ConfigurationError extends RaftError {
 export class StorageError extends RaftError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('STORAGE', message, options);
+  }
+}
+
+/**
+ * A stored record failed its checksum or could not be decoded. The store
+ * refuses to open rather than silently drop committed data.
+ */
+export class StorageCorruptionError extends RaftError {
+  /** The storage key of the bad record, printable (hex for binary keys). */
+  readonly key: string;
+  /** The log index the record holds, or `null` for a non-log record. */
+  readonly index: number | null;
+  constructor(key: string, index: number | null, why: string) {
+    super('STORAGE_CORRUPTION', `corrupted record ${key}${index === null ? '' : ` (log index ${index})`}: ${why}`);
+    this.name = 'StorageCorruptionError';
+    this.key = key;
+    this.index = index;
+  }
+}
+
+/** A frame or message could not be decoded: wrong version, bad field, truncated or oversized. */
+export class CodecError extends RaftError {
+  constructor(message: string) {
+    super('CODEC', message);
+  }
+}
+
+/**
+ * A transport-level refusal: failed authentication, a peer of another cluster,
+ * an unusable listen address. The message names both sides where it can.
+ */
+export class TransportError extends RaftError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TRANSPORT', message, options);
   }
 }
