@@ -32,6 +32,9 @@ export {
   LeadershipLostError,
   ConfigurationError,
   StorageError,
+  StorageCorruptionError,
+  CodecError,
+  TransportError,
   type RaftErrorCode,
 } from './errors.js';
 export { systemClock, SimulatedClock, type Clock, type TimerHandle } from './adapters/clock.js';
