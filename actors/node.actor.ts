@@ -19,6 +19,7 @@ import {
   ConfigurationError,
   LeadershipLostError,
   NotLeaderError,
+  RaftError,
   ShutdownError,
   StorageError,
   TimeoutError,
@@ -288,7 +289,7 @@ class Node<R> implements RaftNode<R> {
       this.#hardState = { term: stored.hardState.term, votedFor: stored.hardState.votedFor };
     } catch (error) {
       this.#state = 'stopped';
-      throw error instanceof StorageError ? error : new StorageError(`node ${this.id}: cannot open storage`, { cause: error });
+      throw error instanceof RaftError ? error : new StorageError(`node ${this.id}: cannot open storage`, { cause: error });
     }
     if ((this.#state as string) === 'stopped') throw new ShutdownError('start');
     this.#config = latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex());
