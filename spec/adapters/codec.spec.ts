@@ -1,0 +1,355 @@
+import t from 'tap';
+import {
+  CODEC_VERSION,
+  DEFAULT_CODEC_LIMITS,
+  MESSAGE_TYPE_CODES,
+  decodeFrame,
+  encodeFrame,
+} from '../../adapters/codec.js';
+import { seededRandom } from '../../adapters/random.js';
+import type { SeededRandom } from '../../adapters/random.js';
+import { CodecError } from '../../errors.js';
+import type { EntryType, LogEntry, RaftMessage, VoteRefusal } from '../../machines/types.js';
+
+const bytes = (...xs: number[]): Uint8Array => Uint8Array.from(xs);
+const MiB = 1024 * 1024;
+
+/**
+ * `m` with each entry's data as base64 (plus its class), so `t.same` compares
+ * a 1 MiB payload as one string instead of element by element.
+ */
+const plain = (ms: readonly RaftMessage[]): unknown[] =>
+  ms.map((m) =>
+    m.type !== 'append'
+      ? m
+      : {
+          ...m,
+          entries: m.entries.map((e) => ({
+            ...e,
+            data: [e.data.constructor.name, Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length).toString('base64')],
+          })),
+        },
+  );
+
+/** One message of every type and shape, optional fields present and absent. */
+function everyMessage(): RaftMessage[] {
+  const big = new Uint8Array(MiB);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31 + 7) & 0xff;
+  return [
+    { type: 'vote', term: 5, from: 'n1', to: 'n2', lastLogIndex: 10, lastLogTerm: 4 },
+    { type: 'vote', term: 5, from: 'n1', to: 'n2', lastLogIndex: 0, lastLogTerm: 0, transfer: true },
+    { type: 'preVote', term: 6, from: 'n1', to: 'n3', lastLogIndex: 10, lastLogTerm: 4, transfer: false },
+    { type: 'voteResponse', term: 5, from: 'n2', to: 'n1', granted: true },
+    { type: 'voteResponse', term: 5, from: 'n2', to: 'n1', granted: false, reason: 'voted' },
+    { type: 'preVoteResponse', term: 6, from: 'n3', to: 'n1', granted: false, reason: 'learner' },
+    { type: 'preVoteResponse', term: 6, from: 'n3', to: 'n1', granted: true },
+    { type: 'append', term: 7, from: 'n1', to: 'n2', prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 },
+    {
+      type: 'append',
+      term: 7,
+      from: 'n1',
+      to: 'n2',
+      prevLogIndex: 9,
+      prevLogTerm: 6,
+      leaderCommit: 9,
+      entries: [
+        { index: 10, term: 7, type: 'noop', data: new Uint8Array(0) },
+        { index: 11, term: 7, type: 'normal', data: bytes(0, 1, 2, 0xff, 0x80, 0) },
+        { index: 12, term: 7, type: 'config', data: new TextEncoder().encode('{"servers":[]}') },
+        { index: 13, term: 7, type: 'normal', data: big },
+      ],
+    },
+    { type: 'appendResponse', term: 7, from: 'n2', to: 'n1', success: true, index: 13, hintTerm: 0, hintIndex: 0 },
+    { type: 'appendResponse', term: 7, from: 'n2', to: 'n1', success: false, index: 9, hintTerm: 3, hintIndex: 4 },
+    { type: 'heartbeat', term: Number.MAX_SAFE_INTEGER, from: 'n1', to: 'n2', commit: Number.MAX_SAFE_INTEGER },
+    { type: 'heartbeatResponse', term: 0, from: 'ñ-節点-🚀', to: '\uFEFFbom' },
+    { type: 'heartbeatResponse', term: 1, from: 'x'.repeat(255), to: 'é'.repeat(127) },
+  ];
+}
+
+t.test('every message type round-trips, alone and batched', (t) => {
+  const all = everyMessage();
+  const types = new Set(all.map((m) => m.type));
+  t.same([...types].sort(), Object.keys(MESSAGE_TYPE_CODES).sort(), 'the sample covers every type');
+  for (const m of all) {
+    const frame = encodeFrame([m]);
+    t.equal(frame[0], CODEC_VERSION);
+    t.same(plain(decodeFrame(frame)), plain([m]), `${m.type} round-trips`);
+  }
+  const frame = encodeFrame(all);
+  const back = decodeFrame(frame);
+  t.same(plain(back), plain(all), 'a batch round-trips in order');
+  t.ok(Buffer.from(encodeFrame(back)).equals(frame), 'the encoding is canonical');
+  t.same(decodeFrame(encodeFrame([])), [], 'an empty frame');
+  t.end();
+});
+
+t.test('decoded payloads are views into the frame, not copies', (t) => {
+  const data = bytes(9, 8, 7);
+  const frame = encodeFrame([
+    { type: 'append', term: 1, from: 'a', to: 'b', prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, entries: [{ index: 1, term: 1, type: 'normal', data }] },
+  ]);
+  const [m] = decodeFrame(frame);
+  const e = m?.type === 'append' ? m.entries[0] : undefined;
+  t.ok(e);
+  t.equal(e?.data.buffer, frame.buffer, 'same backing buffer');
+  t.equal(e?.data.constructor, Uint8Array, 'a plain Uint8Array');
+  // A frame inside a larger buffer (as ws hands it over) decodes too.
+  const padded = new Uint8Array(frame.length + 10);
+  padded.set(frame, 7);
+  t.same(decodeFrame(padded.subarray(7, 7 + frame.length)), [m]);
+  t.end();
+});
+
+t.test('encoding refuses malformed messages with a CodecError naming the field', (t) => {
+  const hb = { type: 'heartbeat', term: 1, from: 'a', to: 'b', commit: 0 } as const;
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['negative term', { ...hb, term: -1 }, /message\[0\]\.term/],
+    ['fractional commit', { ...hb, commit: 1.5 }, /message\[0\]\.commit/],
+    ['unsafe term', { ...hb, term: 2 ** 53 }, /message\[0\]\.term/],
+    ['empty id', { ...hb, from: '' }, /message\[0\]\.from/],
+    ['long id', { ...hb, to: 'x'.repeat(256) }, /message\[0\]\.to: 256 UTF-8 bytes/],
+    ['lone surrogate', { ...hb, to: 'a\uD800' }, /lone surrogate/],
+    ['unknown type', { ...hb, type: 'gossip' }, /unknown message type/],
+    ['prototype key as type', { ...hb, type: 'toString' }, /unknown message type/],
+    ['granted not boolean', { type: 'voteResponse', term: 1, from: 'a', to: 'b', granted: 1 }, /granted/],
+    ['bad reason', { type: 'voteResponse', term: 1, from: 'a', to: 'b', granted: false, reason: 'bored' }, /reason/],
+    [
+      'bad entry type',
+      { type: 'append', term: 1, from: 'a', to: 'b', prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, entries: [{ index: 1, term: 1, type: 'x', data: bytes() }] },
+      /entries\[0\]\.type/,
+    ],
+    [
+      'data not bytes',
+      { type: 'append', term: 1, from: 'a', to: 'b', prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, entries: [{ index: 1, term: 1, type: 'normal', data: 'x' }] },
+      /entries\[0\]\.data/,
+    ],
+  ];
+  for (const [name, m, re] of bad) {
+    t.throws(() => encodeFrame([m as RaftMessage]), { name: 'CodecError', code: 'CODEC', message: re }, name);
+  }
+  t.throws(() => encodeFrame([hb, hb], { maxMessages: 1 }), { code: 'CODEC', message: /2 messages/ });
+  t.throws(() => encodeFrame([hb], { maxFrameBytes: 10 }), { code: 'CODEC', message: /bytes, at most 10/ });
+  t.end();
+});
+
+t.test('decoding rejects each kind of bad field, naming field and offset', (t) => {
+  const hb: RaftMessage = { type: 'heartbeat', term: 1, from: 'a', to: 'b', commit: 2 };
+  const ok = encodeFrame([hb]);
+  const patch = (at: number, ...xs: number[]): Uint8Array => {
+    const c = ok.slice();
+    c.set(xs, at);
+    return c;
+  };
+  const cases: Array<[string, Uint8Array, RegExp]> = [
+    ['empty input', bytes(), /version at offset 0: needs 1 bytes/],
+    ['wrong version', patch(0, 2), /unsupported codec version 2/],
+    ['count past bytes', patch(1, 0, 0, 1, 0), /message count at offset 1: 256 messages cannot fit/],
+    ['count past limit', patch(1, 0xff, 0xff, 0xff, 0xff), /exceeds the limit/],
+    ['unknown tag', patch(5, 99), /message\[0\]\.type at offset 5: unknown type tag 99/],
+    ['zero tag', patch(5, 0), /unknown type tag 0/],
+    ['unsafe term', patch(6, 0x00, 0x20, 0, 0), /message\[0\]\.term at offset 6: exceeds Number.MAX_SAFE_INTEGER/],
+    ['empty id', patch(14, 0), /message\[0\]\.from at offset 14: id must not be empty/],
+    ['id past end', patch(14, 200), /message\[0\]\.from at offset 15: needs 200 bytes/],
+    ['invalid utf-8', patch(15, 0xc3), /message\[0\]\.from at offset 15: not valid UTF-8/],
+    ['trailing byte', Uint8Array.from([...ok, 0]), /trailing bytes/],
+    ['truncated', ok.subarray(0, ok.length - 1), /message\[0\]\.commit at offset \d+: needs 8 bytes/],
+  ];
+  for (const [name, b, re] of cases) t.throws(() => decodeFrame(b), { name: 'CodecError', message: re }, name);
+
+  const vote = encodeFrame([{ type: 'vote', term: 1, from: 'a', to: 'b', lastLogIndex: 0, lastLogTerm: 0 }]);
+  const badBool = vote.slice();
+  badBool[badBool.length - 1] = 2;
+  t.throws(() => decodeFrame(badBool), { message: /hasTransfer at offset \d+: boolean must be 0 or 1, got 2/ });
+  const resp = encodeFrame([{ type: 'voteResponse', term: 1, from: 'a', to: 'b', granted: false }]);
+  const badReason = resp.slice();
+  badReason[badReason.length - 1] = 6;
+  t.throws(() => decodeFrame(badReason), { message: /reason at offset \d+: unknown refusal code 6/ });
+
+  const append = encodeFrame([
+    { type: 'append', term: 1, from: 'a', to: 'b', prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, entries: [{ index: 1, term: 1, type: 'normal', data: bytes(1, 2, 3) }] },
+  ]);
+  const countAt = 5 + 1 + 8 + 2 + 2 + 24;
+  const entryAt = countAt + 4;
+  const withCount = (n: number): Uint8Array => {
+    const c = append.slice();
+    new DataView(c.buffer).setUint32(countAt, n);
+    return c;
+  };
+  t.throws(() => decodeFrame(withCount(0xffffffff)), { message: /entries count at offset \d+: 4294967295 exceeds the frame limit/ });
+  t.throws(() => decodeFrame(withCount(1000)), { message: /entries count at offset \d+: 1000 entries cannot fit/ });
+  t.throws(() => decodeFrame(append, { maxEntries: 0 }), { message: /exceeds the frame limit of 0 entries/ });
+  const badEntryType = append.slice();
+  badEntryType[entryAt + 16] = 3;
+  t.throws(() => decodeFrame(badEntryType), { message: /entries\[0\]\.type at offset \d+: unknown entry type code 3/ });
+  const hugeLen = append.slice();
+  new DataView(hugeLen.buffer).setUint32(entryAt + 17, 0xfffffff0);
+  t.throws(() => decodeFrame(hugeLen), { message: /entries\[0\]\.data length at offset \d+: 4294967280 bytes but only 3 remain/ });
+  t.throws(() => decodeFrame(append, { maxFrameBytes: append.length - 1 }), { message: /frame at offset 0: \d+ bytes, at most/ });
+  t.throws(() => decodeFrame('nope' as unknown as Uint8Array), { name: 'CodecError' });
+  t.equal(DEFAULT_CODEC_LIMITS.maxFrameBytes, 64 * MiB);
+  t.end();
+});
+
+// ---------------------------------------------------------------------------
+// seeded fuzz
+
+const REFUSALS: readonly (VoteRefusal | undefined)[] = [undefined, 'term', 'voted', 'log', 'leader', 'learner'];
+const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
+const ID_POOL = ['n1', 'n2', 'node-3', 'é', '節点', '🚀', 'x'.repeat(255)];
+
+function randomNumber(r: SeededRandom): number {
+  switch (r.int(0, 4)) {
+    case 0:
+      return 0;
+    case 1:
+      return r.int(0, 1000);
+    case 2:
+      return r.int(0, 2 ** 40);
+    default:
+      return Number.MAX_SAFE_INTEGER - r.int(0, 3);
+  }
+}
+
+function randomData(r: SeededRandom): Uint8Array {
+  const n = r.chance(0.3) ? 0 : r.int(0, 64);
+  const d = new Uint8Array(n);
+  for (let i = 0; i < n; i++) d[i] = r.int(0, 256);
+  return d;
+}
+
+function randomMessage(r: SeededRandom): RaftMessage {
+  const base = { term: randomNumber(r), from: r.pick(ID_POOL), to: r.pick(ID_POOL) };
+  const type = r.pick(Object.keys(MESSAGE_TYPE_CODES) as RaftMessage['type'][]);
+  switch (type) {
+    case 'vote':
+    case 'preVote': {
+      const m = { type, ...base, lastLogIndex: randomNumber(r), lastLogTerm: randomNumber(r) };
+      return r.chance(0.5) ? { ...m, transfer: r.chance(0.5) } : m;
+    }
+    case 'voteResponse':
+    case 'preVoteResponse': {
+      const reason = r.pick(REFUSALS);
+      const m = { type, ...base, granted: r.chance(0.5) };
+      return reason === undefined ? m : { ...m, reason };
+    }
+    case 'append': {
+      const entries: LogEntry[] = [];
+      const n = r.int(0, 4);
+      for (let i = 0; i < n; i++) entries.push({ index: randomNumber(r), term: randomNumber(r), type: r.pick(ENTRY_TYPES), data: randomData(r) });
+      return { type, ...base, prevLogIndex: randomNumber(r), prevLogTerm: randomNumber(r), leaderCommit: randomNumber(r), entries };
+    }
+    case 'appendResponse':
+      return { type, ...base, success: r.chance(0.5), index: randomNumber(r), hintTerm: randomNumber(r), hintIndex: randomNumber(r) };
+    case 'heartbeat':
+      return { type, ...base, commit: randomNumber(r) };
+    case 'heartbeatResponse':
+      return { type, ...base };
+  }
+}
+
+function randomFrame(r: SeededRandom): RaftMessage[] {
+  const n = r.int(0, 5);
+  const out: RaftMessage[] = [];
+  for (let i = 0; i < n; i++) out.push(randomMessage(r));
+  return out;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+t.test('seeded fuzz: decode returns canonical messages or throws CodecError, nothing else', (t) => {
+  const seed = Number(process.env.CODEC_SEED ?? Date.now() % 2 ** 32);
+  t.comment(`codec fuzz seed ${seed} (replay with CODEC_SEED=${seed})`);
+  const r = seededRandom(seed);
+  const limits = { maxFrameBytes: 4096, maxMessages: 64, maxEntries: 32 };
+  const tally = { decoded: 0, rejected: 0, total: 0 };
+  const failures: string[] = [];
+
+  /** Decodes `input`; any outcome but canonical messages or a CodecError is a failure. */
+  const check = (kind: string, input: Uint8Array, mustReject = false): void => {
+    tally.total++;
+    let messages: RaftMessage[];
+    try {
+      messages = decodeFrame(input, limits);
+    } catch (err) {
+      if (err instanceof CodecError && err.code === 'CODEC') {
+        tally.rejected++;
+        return;
+      }
+      failures.push(`${kind}: threw ${String(err)} (seed ${seed})`);
+      return;
+    }
+    tally.decoded++;
+    if (mustReject) failures.push(`${kind}: decoded although it must be rejected (seed ${seed})`);
+    try {
+      const again = encodeFrame(messages, limits);
+      if (!equalBytes(again, input)) failures.push(`${kind}: re-encoding differs from the input (seed ${seed})`);
+    } catch (err) {
+      failures.push(`${kind}: decoded messages do not re-encode: ${String(err)} (seed ${seed})`);
+    }
+  };
+
+  const started = performance.now();
+  // 1. valid frames round-trip; every kind of truncation is rejected.
+  for (let i = 0; i < 2000; i++) {
+    const msgs = randomFrame(r);
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(msgs, limits);
+    } catch (err) {
+      if (!(err instanceof CodecError)) failures.push(`encode threw ${String(err)}`);
+      continue;
+    }
+    check('valid', frame);
+    if (i < 200) {
+      for (let cut = 0; cut < frame.length; cut++) check(`truncated at ${cut}/${frame.length}`, frame.subarray(0, cut), true);
+    } else {
+      check('truncated', frame.subarray(0, r.int(0, frame.length)), true);
+    }
+    check('oversized frame', frame, frame.length > limits.maxFrameBytes);
+    // 2. bit flips and byte overwrites.
+    for (let k = 0; k < 10; k++) {
+      const c = frame.slice();
+      const flips = r.int(1, 4);
+      for (let f = 0; f < flips; f++) {
+        const at = r.int(0, c.length);
+        c[at] = r.chance(0.5) ? (c[at] as number) ^ (1 << r.int(0, 8)) : r.int(0, 256);
+      }
+      check('bit-flipped', c);
+    }
+    // 3. oversized length and count fields at random 4-byte positions.
+    for (let k = 0; k < 10 && frame.length >= 4; k++) {
+      const c = frame.slice();
+      new DataView(c.buffer).setUint32(r.int(0, c.length - 3), r.pick([0xffffffff, 0x7fffffff, 0x10000, r.nextUint32()]));
+      check('oversized length', c);
+    }
+    // 4. a frame with bytes appended is rejected.
+    check('trailing', Uint8Array.from([...frame, r.int(0, 256)]), true);
+  }
+  // 5. random bytes, mostly with a valid version byte so parsing goes deep.
+  while (tally.total < 110_000) {
+    const n = r.int(0, 96);
+    const c = new Uint8Array(n);
+    for (let i = 0; i < n; i++) c[i] = r.int(0, 256);
+    if (n > 0 && r.chance(0.8)) c[0] = CODEC_VERSION;
+    if (n > 4 && r.chance(0.8)) {
+      c[1] = 0;
+      c[2] = 0;
+      c[3] = 0;
+      c[4] = r.int(0, 4);
+    }
+    check('random', c);
+  }
+  // 6. an oversized frame against the limit.
+  check('over the limit', new Uint8Array(limits.maxFrameBytes + 1).fill(CODEC_VERSION, 0, 1), true);
+  const ms = Math.round(performance.now() - started);
+
+  t.same(failures.slice(0, 10), [], `no failures among ${tally.total} frames (seed ${seed})`);
+  t.ok(tally.total >= 100_000, `${tally.total} frames fuzzed in ${ms} ms`);
+  t.ok(tally.decoded > 2000 && tally.rejected > 50_000, `both outcomes exercised: ${JSON.stringify(tally)}`);
+  t.end();
+});
