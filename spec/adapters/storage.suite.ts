@@ -1,0 +1,397 @@
+/**
+ * The {@link RaftStorage} conformance suite: one set of tests every storage
+ * adapter must pass. It asserts only the contract in
+ * adapters/storage/storage.ts plus the behaviour the adapters document in
+ * common (validation, lifecycle errors), never an adapter's internals.
+ *
+ * Contract notes the suite pins down:
+ * - `entries()` sees every write issued before it (read-your-writes), whether
+ *   or not that write is synced yet.
+ * - On `close()` with writes in flight, every write promise settles: it either
+ *   resolves (then it survives a reopen) or rejects with `ShutdownError`
+ *   (then it may or may not survive). What a reopen finds is always the state
+ *   after some prefix of the writes, in call order, that includes every
+ *   resolved one.
+ * - Lifecycle: use before `open()` rejects with `StorageError`, a second
+ *   `open()` with `StorageError`, use after `close()` with `ShutdownError`.
+ */
+import type { Test } from 'tap';
+import type { RaftStorage, StoredState } from '../../adapters/storage/storage.js';
+import { ShutdownError, StorageError } from '../../errors.js';
+import type { EntryType, HardState, LogEntry } from '../../machines/types.js';
+
+/** How the suite gets storages for one test; each test calls the factory maker once. */
+export interface StorageFactory {
+  /** A new, unopened storage over fresh, empty data. Called once per test, first. */
+  create(): RaftStorage | Promise<RaftStorage>;
+  /**
+   * An unopened storage over the same underlying data as the previous one,
+   * which the suite has closed: a process restart. May return the same
+   * instance if the adapter supports opening again after close.
+   */
+  reopen(): RaftStorage | Promise<RaftStorage>;
+}
+
+/** Makes a fresh factory for one test; register cleanup with `t.teardown`. */
+export type StorageFactoryMaker = (t: Test) => StorageFactory | Promise<StorageFactory>;
+
+const EMPTY = new Uint8Array(0);
+
+export const entry = (index: number, term: number, type: EntryType = 'normal', data: Uint8Array = EMPTY): LogEntry => ({
+  index,
+  term,
+  type,
+  data,
+});
+
+export const range = (from: number, to: number, term: number): LogEntry[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => entry(from + i, term, 'normal', Uint8Array.of((from + i) & 0xff)));
+
+/** An entry as plain data for `t.same` (bytes as a number array). */
+const plain = (e: LogEntry): [number, number, EntryType, number[]] => [e.index, e.term, e.type, Array.from(e.data)];
+const plainAll = (log: readonly LogEntry[]): Array<[number, number, EntryType, number[]]> => log.map(plain);
+
+const FRESH: StoredState = { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0 };
+
+/** All entries the store holds after opening (empty array when none). */
+async function readAll(s: RaftStorage, state: StoredState): Promise<LogEntry[]> {
+  return state.lastIndex >= state.firstIndex ? s.entries(state.firstIndex, state.lastIndex) : [];
+}
+
+/** A tiny model of the log a sequence of writes must produce. */
+class Model {
+  log: LogEntry[] = [];
+  hardState: HardState = { term: 0, votedFor: null };
+  apply(w: { truncateFrom?: number; entries: readonly LogEntry[]; hardState?: HardState }): void {
+    if (w.truncateFrom !== undefined && w.truncateFrom - 1 < this.log.length) this.log.length = w.truncateFrom - 1;
+    this.log.push(...w.entries);
+    if (w.hardState !== undefined) this.hardState = w.hardState;
+  }
+}
+
+/**
+ * Registers the conformance tests for one adapter under `name`.
+ *
+ * @example
+ * ```ts
+ * storageConformance(t, 'MemoryStorage', () => { const s = new MemoryStorage(); return { create: () => s, reopen: () => s }; });
+ * ```
+ */
+export function storageConformance(t: Test, name: string, make: StorageFactoryMaker): void {
+  t.test(`${name}: storage conformance`, async (t) => {
+    /** Runs one test with a fresh factory; returns the opened first storage. */
+    const setup = async (t: Test): Promise<{ s: RaftStorage; f: StorageFactory; state: StoredState }> => {
+      const f = await make(t);
+      const s = await f.create();
+      const state = await s.open();
+      t.teardown(() => s.close());
+      return { s, f, state };
+    };
+    /** Closes `s` and opens the same data again. */
+    const restart = async (t: Test, s: RaftStorage, f: StorageFactory): Promise<{ s: RaftStorage; state: StoredState }> => {
+      await s.close();
+      const next = await f.reopen();
+      const state = await next.open();
+      t.teardown(() => next.close());
+      return { s: next, state };
+    };
+
+    t.test('a fresh store opens empty', async (t) => {
+      const { s, f, state } = await setup(t);
+      t.same(state, FRESH);
+      t.same(await s.entries(1, 0), []);
+      const again = await restart(t, s, f);
+      t.same(again.state, FRESH, 'and stays empty across a reopen');
+    });
+
+    t.test('append and read back', async (t) => {
+      const { s } = await setup(t);
+      const log = [entry(1, 1), entry(2, 1, 'noop'), entry(3, 2, 'normal', Uint8Array.of(1, 2, 3))];
+      await s.write({ entries: log.slice(0, 2) });
+      await s.write({ entries: log.slice(2) });
+      t.same(plainAll(await s.entries(1, 3)), plainAll(log));
+      t.same(plainAll(await s.entries(2, 2)), plainAll([log[1] as LogEntry]));
+      t.same(plainAll(await s.entries(3, 3)), plainAll([log[2] as LogEntry]));
+      t.same(await s.entries(4, 3), [], 'empty range right after the last index');
+    });
+
+    t.test('truncation, appends and hard state in one write', async (t) => {
+      const { s, f } = await setup(t);
+      await s.write({ hardState: { term: 1, votedFor: 'a' }, entries: range(1, 5, 1) });
+      await s.write({ truncateFrom: 3, entries: [entry(3, 2), entry(4, 2)], hardState: { term: 2, votedFor: 'b' } });
+      t.same(
+        (await s.entries(1, 4)).map((e) => e.term),
+        [1, 1, 2, 2],
+      );
+      await t.rejects(s.entries(5, 5), StorageError, 'the truncated entry 5 is gone');
+      const again = await restart(t, s, f);
+      t.same(again.state, { hardState: { term: 2, votedFor: 'b' }, firstIndex: 1, lastIndex: 4 });
+      t.same(
+        (await again.s.entries(1, 4)).map((e) => [e.index, e.term]),
+        [
+          [1, 1],
+          [2, 1],
+          [3, 2],
+          [4, 2],
+        ],
+      );
+      // Truncation alone, and truncation past the end (deletes nothing).
+      await again.s.write({ truncateFrom: 10, entries: [] });
+      await again.s.write({ truncateFrom: 2, entries: [] });
+      await t.rejects(again.s.entries(2, 2), StorageError);
+      const third = await restart(t, again.s, f);
+      t.equal(third.state.lastIndex, 1);
+    });
+
+    t.test('writes issued without awaiting apply in call order', async (t) => {
+      const { s, f } = await setup(t);
+      const model = new Model();
+      const writes = [
+        { entries: range(1, 4, 1), hardState: { term: 1, votedFor: null } },
+        { entries: range(5, 6, 1) },
+        { truncateFrom: 3, entries: range(3, 5, 2), hardState: { term: 2, votedFor: 'x' } },
+        { truncateFrom: 5, entries: [] },
+        { entries: [entry(5, 3, 'noop')], hardState: { term: 3, votedFor: null } },
+        { truncateFrom: 2, entries: range(2, 3, 4) },
+        { entries: range(4, 8, 4), hardState: { term: 4, votedFor: 'y' } },
+      ];
+      const order: number[] = [];
+      const promises = writes.map((w, i) => {
+        model.apply(w);
+        const p = s.write(w);
+        void p.then(() => order.push(i));
+        return p;
+      });
+      // A read issued now sees every write issued before it.
+      const read = s.entries(1, 8);
+      await Promise.all(promises);
+      t.same(order, [0, 1, 2, 3, 4, 5, 6], 'promises resolve in call order');
+      t.same(plainAll(await read), plainAll(model.log));
+      const again = await restart(t, s, f);
+      t.same(again.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 8 });
+      t.same(plainAll(await again.s.entries(1, 8)), plainAll(model.log));
+    });
+
+    t.test('durable across reopen, and writing continues after it', async (t) => {
+      const { s, f } = await setup(t);
+      const model = new Model();
+      for (let i = 1; i <= 50; i += 5) {
+        const w = { entries: range(i, i + 4, Math.ceil(i / 10)), hardState: { term: Math.ceil(i / 10), votedFor: `n${Math.ceil(i / 10)}` } };
+        model.apply(w);
+        await s.write(w);
+      }
+      let cur = await restart(t, s, f);
+      t.same(cur.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 50 });
+      t.same(plainAll(await readAll(cur.s, cur.state)), plainAll(model.log));
+      const w = { truncateFrom: 49, entries: range(49, 60, 6) };
+      model.apply(w);
+      await cur.s.write(w);
+      cur = await restart(t, cur.s, f);
+      t.same(cur.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 60 });
+      t.same(plainAll(await readAll(cur.s, cur.state)), plainAll(model.log));
+    });
+
+    t.test('a bad write rejects with StorageError and changes nothing', async (t) => {
+      const { s, f } = await setup(t);
+      await s.write({ hardState: { term: 2, votedFor: 'a' }, entries: [entry(1, 1), entry(2, 2), entry(3, 2)] });
+      const bad: Array<[string, Parameters<RaftStorage['write']>[0]]> = [
+        ['gap after the last index', { entries: [entry(5, 2)] }],
+        ['overlap without truncation', { entries: [entry(3, 2)] }],
+        ['not contiguous inside the batch', { entries: [entry(4, 2), entry(6, 2)] }],
+        ['truncateFrom 0', { truncateFrom: 0, entries: [] }],
+        ['truncateFrom fractional', { truncateFrom: 1.5, entries: [] }],
+        ['truncate then a gap', { truncateFrom: 2, entries: [entry(3, 2)] }],
+        ['term 0', { entries: [entry(4, 0)] }],
+        ['term fractional', { entries: [entry(4, 2.5)] }],
+        ['term decreasing against the log', { entries: [entry(4, 1)] }],
+        ['term decreasing inside the batch', { entries: [entry(4, 3), entry(5, 2)] }],
+        ['term decreasing after truncation', { truncateFrom: 3, entries: [entry(3, 1)] }],
+        ['hard state term decreasing', { hardState: { term: 1, votedFor: null }, entries: [] }],
+        ['hard state term negative', { hardState: { term: -1, votedFor: null }, entries: [] }],
+        ['vote changed within a term', { hardState: { term: 2, votedFor: 'b' }, entries: [] }],
+        ['vote withdrawn within a term', { hardState: { term: 2, votedFor: null }, entries: [] }],
+        ['entries not an array', { entries: null as unknown as LogEntry[] }],
+        ['votedFor not a string', { hardState: { term: 3, votedFor: 7 as unknown as string }, entries: [] }],
+        // A valid prefix does not get in when a later part is bad.
+        ['good entries, bad hard state', { entries: [entry(4, 2)], hardState: { term: 1, votedFor: null } }],
+        ['good truncation, bad entries', { truncateFrom: 2, entries: [entry(2, 2), entry(4, 2)] }],
+      ];
+      for (const [what, write] of bad) {
+        await t.rejects(s.write(write), StorageError, what);
+      }
+      t.same(
+        (await s.entries(1, 3)).map((e) => [e.index, e.term]),
+        [
+          [1, 1],
+          [2, 2],
+          [3, 2],
+        ],
+      );
+      await t.rejects(s.entries(4, 4), StorageError, 'nothing was appended');
+      const again = await restart(t, s, f);
+      t.same(again.state, { hardState: { term: 2, votedFor: 'a' }, firstIndex: 1, lastIndex: 3 }, 'nothing reached the disk');
+
+      // The valid neighbours of those cases pass, in order.
+      const good = [
+        again.s.write({ truncateFrom: 10, entries: [entry(4, 2)] }),
+        again.s.write({ truncateFrom: 3, entries: [entry(3, 3)] }),
+        again.s.write({ hardState: { term: 2, votedFor: 'a' }, entries: [] }),
+        again.s.write({ hardState: { term: 3, votedFor: null }, entries: [] }),
+        again.s.write({ hardState: { term: 3, votedFor: 'c' }, entries: [] }),
+        again.s.write({ entries: [entry(4, 3), entry(5, 3)] }),
+        again.s.write({ truncateFrom: 1, entries: [] }),
+      ];
+      await Promise.all(good);
+      const third = await restart(t, again.s, f);
+      t.same(third.state, { hardState: { term: 3, votedFor: 'c' }, firstIndex: 1, lastIndex: 0 });
+    });
+
+    t.test('entries() rejects ranges that are not held', async (t) => {
+      const { s } = await setup(t);
+      await s.write({ entries: range(1, 3, 1) });
+      await t.rejects(s.entries(0, 1), StorageError, 'index 0');
+      await t.rejects(s.entries(3, 4), StorageError, 'past the end');
+      await t.rejects(s.entries(4, 4), StorageError, 'one past the end');
+      await t.rejects(s.entries(3, 1), StorageError, 'from > to + 1');
+      await t.rejects(s.entries(1.5, 2), StorageError, 'fractional');
+      await t.rejects(s.entries(Number.NaN, 2), StorageError, 'NaN');
+      t.same(await s.entries(2, 1), [], 'from === to + 1 is an empty range');
+    });
+
+    t.test('data bytes round-trip exactly', async (t) => {
+      const { s, f } = await setup(t);
+      const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const big = new Uint8Array(1024 * 1024);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+      // A view into a larger buffer: only its own bytes must be stored.
+      const backing = Uint8Array.of(0xaa, 1, 2, 3, 0xbb);
+      const view = backing.subarray(1, 4);
+      const log = [
+        entry(1, 1, 'normal', new Uint8Array(0)),
+        entry(2, 1, 'normal', all),
+        entry(3, 1, 'normal', big),
+        entry(4, 1, 'normal', view),
+        entry(5, 1, 'normal', Uint8Array.of(0)),
+      ];
+      await s.write({ entries: log });
+      const check = async (store: RaftStorage): Promise<void> => {
+        const got = await store.entries(1, 5);
+        t.equal(got.length, 5);
+        t.equal(got[0]?.data.length, 0, 'empty');
+        t.same(Array.from(got[1]?.data ?? []), Array.from(all), 'every byte value');
+        t.equal(got[2]?.data.length, big.length, '1 MiB length');
+        t.ok(Buffer.compare(Buffer.from(got[2]?.data ?? []), Buffer.from(big)) === 0, '1 MiB content');
+        t.same(Array.from(got[3]?.data ?? []), [1, 2, 3], 'a subarray view');
+        t.same(Array.from(got[4]?.data ?? []), [0], 'a single zero byte');
+        for (const e of got) t.ok(e.data instanceof Uint8Array, 'data is a Uint8Array');
+      };
+      await check(s);
+      const again = await restart(t, s, f);
+      await check(again.s);
+    });
+
+    t.test('entry types and vote ids round-trip', async (t) => {
+      const { s, f } = await setup(t);
+      const config = new TextEncoder().encode(JSON.stringify({ voters: ['a', 'b'] }));
+      const log = [entry(1, 1, 'noop'), entry(2, 1, 'config', config), entry(3, 1, 'normal', Uint8Array.of(7))];
+      const vote = 'nœud-1 ✓ 🛶';
+      await s.write({ entries: log, hardState: { term: 1, votedFor: vote } });
+      const again = await restart(t, s, f);
+      t.same(again.state.hardState, { term: 1, votedFor: vote });
+      t.same(plainAll(await again.s.entries(1, 3)), plainAll(log));
+      await again.s.write({ hardState: { term: 2, votedFor: null }, entries: [] });
+      const third = await restart(t, again.s, f);
+      t.same(third.state.hardState, { term: 2, votedFor: null });
+      t.same(plainAll(await third.s.entries(1, 3)), plainAll(log));
+    });
+
+    t.test('lifecycle: before open, open twice, after close', async (t) => {
+      const f = await make(t);
+      const s = await f.create();
+      await t.rejects(s.entries(1, 0), StorageError, 'read before open');
+      await t.rejects(s.write({ entries: [] }), StorageError, 'write before open');
+      await s.open();
+      await t.rejects(s.open(), StorageError, 'second open');
+      await s.write({ entries: [entry(1, 1)] });
+      await s.close();
+      await s.close();
+      await t.rejects(s.entries(1, 1), ShutdownError, 'read after close');
+      // Not awaited on purpose: must not become an unhandled rejection.
+      void s.write({ entries: [entry(2, 1)] });
+      await t.rejects(s.write({ entries: [entry(2, 1)] }), ShutdownError, 'write after close');
+      const again = await f.reopen();
+      t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 1 });
+      await again.close();
+    });
+
+    // Writes go out in chunks with a pause between them (none, a microtask, a
+    // macrotask) so that close() lands with writes queued, handed to the
+    // engine, or already synced, depending on the adapter.
+    const pauses: Array<[string, () => Promise<void> | null]> = [
+      ['no pause', () => null],
+      ['a microtask', () => Promise.resolve()],
+      ['a macrotask', () => new Promise((resolve) => setImmediate(resolve))],
+    ];
+    for (const [pauseName, pause] of pauses) {
+      t.test(`close with writes in flight (${pauseName} between chunks): the reopened state is a prefix of the writes`, async (t) => {
+        const unhandled: unknown[] = [];
+        const onUnhandled = (reason: unknown): void => {
+          unhandled.push(reason);
+        };
+        process.on('unhandledRejection', onUnhandled);
+        t.teardown(() => {
+          process.off('unhandledRejection', onUnhandled);
+        });
+
+        const { s, f } = await setup(t);
+        await s.write({ entries: [entry(1, 1)], hardState: { term: 1, votedFor: null } });
+        const chunks = 4;
+        const chunk = 10;
+        const n = chunks * chunk;
+        // Write k appends entry k+2 with term k+2 and sets the term to k+2: every prefix is a distinct state.
+        const outcomes: Array<'resolved' | Error> = [];
+        const settled: Array<Promise<void>> = [];
+        let closed: Promise<void> = Promise.resolve();
+        for (let c = 0; c < chunks; c++) {
+          for (let k = c * chunk; k < (c + 1) * chunk; k++) {
+            const p = s.write({ entries: [entry(k + 2, k + 2)], hardState: { term: k + 2, votedFor: null } });
+            settled.push(
+              p.then(
+                () => {
+                  outcomes[k] = 'resolved';
+                },
+                (err: unknown) => {
+                  outcomes[k] = err as Error;
+                },
+              ),
+            );
+          }
+          if (c === chunks - 2) closed = s.close(); // the last chunk is written after close()
+          const wait = pause();
+          if (wait !== null) await wait;
+        }
+        await closed;
+        await Promise.all(settled);
+        let resolved = 0;
+        while (resolved < n && outcomes[resolved] === 'resolved') resolved++;
+        t.ok(
+          outcomes.slice(resolved).every((o) => o instanceof ShutdownError),
+          'resolved writes form a prefix; the rest rejected with ShutdownError',
+        );
+        t.ok(resolved <= (chunks - 1) * chunk, 'no write issued after close() resolved');
+        const again = await f.reopen();
+        const state = await again.open();
+        t.teardown(() => again.close());
+        const kept = state.lastIndex - 1; // how many of the n writes survived
+        t.ok(kept >= resolved && kept <= (chunks - 1) * chunk, `kept ${kept} writes, ${resolved} resolved`);
+        t.same(state.hardState, { term: kept + 1, votedFor: null }, 'hard state from the same prefix');
+        t.same(
+          (await again.entries(1, state.lastIndex)).map((e) => [e.index, e.term]),
+          Array.from({ length: kept + 1 }, (_, i) => [i + 1, i + 1]),
+        );
+        await again.write({ entries: [entry(state.lastIndex + 1, kept + 1)] });
+        t.same(unhandled, [], 'no unhandled rejections');
+      });
+    }
+  });
+}
