@@ -41,6 +41,7 @@ export { systemClock, SimulatedClock, type Clock, type TimerHandle } from './ada
 export { seededRandom, systemRandom, type Random, type SeededRandom } from './adapters/random.js';
 export type { RaftStorage, StorageWrite, StoredState } from './adapters/storage/storage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './adapters/storage/memory.js';
+export { LevelStorage, LEVEL_FORMAT_VERSION, type LevelStorageOptions, type LevelRecovery } from './adapters/storage/level.js';
 export type { Transport, MessageHandler } from './adapters/transport/transport.js';
 export { MemoryNetwork, type MemoryNetworkOptions, type UnreliableOptions, type NetworkStats } from './adapters/transport/memory.js';
 export {
