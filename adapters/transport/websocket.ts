@@ -194,6 +194,8 @@ const MAX_HANDSHAKE_CHARS = 4096;
 const NONCE_BYTES = 32;
 const MAX_PENDING_FRAMES = 1024;
 const STOP_GRACE_MS = 1000;
+/** How long a closing handshake may take before the socket is cut. */
+const CLOSE_GRACE_MS = 1000;
 const PROOF_LABEL = 'raftchart-ws/1';
 
 const CLOSE = {
@@ -224,6 +226,8 @@ interface Conn {
   serverNonce: string;
   clientNonce: string;
   timer: TimerHandle | null;
+  /** Cuts the socket if a closing handshake stalls. */
+  closeTimer: TimerHandle | null;
   /** Keepalive: a pong (or any message) arrived since the last ping. */
   alive: boolean;
   /** Set once a refusal was logged, so the close that follows is not logged again. */
@@ -781,6 +785,7 @@ export class WebSocketTransport implements Transport {
       serverNonce: '',
       clientNonce: '',
       timer: null,
+      closeTimer: null,
       alive: true,
       refused: false,
       closed,
@@ -821,6 +826,8 @@ export class WebSocketTransport implements Transport {
         conn.peerId ?? undefined,
         new TransportError(`message from ${this.#label(conn)} exceeds maxPayloadBytes (${this.#maxPayload})`, { cause: err }),
       );
+      // ws has sent the 1009 close and stopped reading; do not wait for its 30 s close timeout.
+      this.#close(conn, 1009, 'message too big');
       return;
     }
     if (this.#state !== 'started') return;
@@ -835,6 +842,8 @@ export class WebSocketTransport implements Transport {
     this.#conns.delete(conn);
     if (conn.timer !== null) this.#clock.clearTimeout(conn.timer);
     conn.timer = null;
+    if (conn.closeTimer !== null) this.#clock.clearTimeout(conn.closeTimer);
+    conn.closeTimer = null;
     if (this.#state !== 'started') return;
     if (!conn.refused && !wasOpen && code >= 4000 && code < 4100 && code !== CLOSE.duplicate) {
       // The other side refused us without (or before) a readable reject message.
@@ -866,6 +875,7 @@ export class WebSocketTransport implements Transport {
     if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify(value));
   }
 
+  /** Starts a closing handshake, bounded: a peer that does not answer it within a grace period is cut off. */
   #close(conn: Conn, code: number, reason: string): void {
     const ws = conn.ws;
     if (ws.readyState === WebSocket.CLOSED) return;
@@ -873,7 +883,12 @@ export class WebSocketTransport implements Transport {
       ws.close(code, reason);
     } catch {
       ws.terminate();
+      return;
     }
+    conn.closeTimer ??= this.#clock.setTimeout(() => {
+      conn.closeTimer = null;
+      ws.terminate();
+    }, CLOSE_GRACE_MS);
   }
 
   /** Logs and counts a refused handshake, tells the peer why (when the server side), and closes. */
