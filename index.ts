@@ -45,6 +45,26 @@ export { LevelStorage, LEVEL_FORMAT_VERSION, type LevelStorageOptions, type Leve
 export type { Transport, MessageHandler } from './adapters/transport/transport.js';
 export { MemoryNetwork, type MemoryNetworkOptions, type UnreliableOptions, type NetworkStats } from './adapters/transport/memory.js';
 export {
+  WebSocketTransport,
+  HANDSHAKE_VERSION,
+  type WebSocketTransportOptions,
+  type WebSocketTransportStats,
+  type WebSocketTlsOptions,
+  type TransportLogEntry,
+  type TransportLogger,
+} from './adapters/transport/websocket.js';
+export {
+  encodeFrame,
+  decodeFrame,
+  CODEC_VERSION,
+  MESSAGE_TYPE_CODES,
+  ENTRY_TYPE_CODES,
+  VOTE_REFUSAL_CODES,
+  DEFAULT_CODEC_LIMITS,
+  MAX_ID_BYTES,
+  type CodecLimits,
+} from './adapters/codec.js';
+export {
   nodeMachine,
   type NodeContext,
   type NodeEvent,
