@@ -77,7 +77,7 @@ async function runCluster(root: string, proposers: number, runIndex: number): Pr
   const dir = join(root, `run-${proposers}-${runIndex}`);
   const ports = await freePorts(3);
   const peers = ['n1', 'n2', 'n3'].map((id, i) => ({ id, port: ports[i] as number }));
-  const configs: FixtureConfig[] = peers.map((p) => ({ ...p, dir: join(dir, p.id), peers, secret: 'bench-secret' }));
+  const configs: FixtureConfig[] = peers.map((p) => ({ ...p, dir: join(dir, p.id), peers, secret: 'bench-cluster-secret' }));
   const cluster = new ProcessCluster(configs);
   try {
     for (const p of peers) cluster.start(p.id);
