@@ -2,40 +2,49 @@
 /**
  * The `raftchart` command line.
  *
- * `raftchart demo` runs a three-node cluster in this process on real timers
- * and prints leader changes while it proposes values and, every few seconds,
- * crashes the leader and restarts it. (It runs over the in-memory transport
- * and storage; the WebSocket + Level demo arrives with those adapters.)
+ * `raftchart demo` runs a three-node cluster in this process: each node keeps
+ * its log in Level under `./data/demo/<id>` and talks to the others over
+ * WebSockets on 127.0.0.1. It prints leader changes while it proposes values
+ * and, every few seconds, stops the leader and restarts it on its data. A
+ * second run resumes the same data.
  *
  * @module
  */
 import { createRaftNode, type RaftNode } from '../actors/node.actor.js';
-import { MemoryStorage } from '../adapters/storage/memory.js';
-import { MemoryNetwork } from '../adapters/transport/memory.js';
+import { join, resolve } from 'node:path';
+import { LevelStorage } from '../adapters/storage/level.js';
+import { WebSocketTransport } from '../adapters/transport/websocket.js';
 import { NotLeaderError } from '../errors.js';
+import type { Server } from '../machines/types.js';
 
 const HELP = `raftchart — Raft consensus as explicit state machines
 
 Usage:
-  raftchart demo [--seconds N]   three nodes in this process; prints leader changes,
-                                 crashes the leader every 4 s; Ctrl-C stops
+  raftchart demo [--seconds N] [--data DIR] [--port P]
+                                 three nodes in this process on Level storage (DIR,
+                                 default ./data/demo) and WebSockets on 127.0.0.1
+                                 ports P..P+2 (default 7001); prints leader changes,
+                                 restarts the leader every 4 s; Ctrl-C stops
   raftchart --help               this text
 `;
 
-async function demo(seconds: number): Promise<void> {
-  const network = new MemoryNetwork();
+/** The demo's cluster secret. It only ever listens on 127.0.0.1; a real cluster takes its secret from the environment. */
+const DEMO_SECRET = 'raftchart-demo-loopback-only';
+
+async function demo(seconds: number, dataDir: string, basePort: number): Promise<void> {
   const ids = ['n1', 'n2', 'n3'];
-  const storages = new Map(ids.map((id) => [id, new MemoryStorage()]));
+  const servers: Server[] = ids.map((id, i) => ({ id, address: `ws://127.0.0.1:${basePort + i}` }));
   const counts = new Map<string, number>();
   const nodes = new Map<string, RaftNode<number>>();
   const t0 = Date.now();
   const stamp = (): string => `${((Date.now() - t0) / 1000).toFixed(2).padStart(6)}s`;
   const launch = async (id: string): Promise<RaftNode<number>> => {
     counts.set(id, 0); // a restarted node re-applies its log from the start (no snapshots yet)
+    const index = ids.indexOf(id);
     const node = createRaftNode<number>({
       id,
-      storage: storages.get(id) as MemoryStorage,
-      transport: network.transport(id),
+      storage: new LevelStorage({ path: join(dataDir, id) }),
+      transport: new WebSocketTransport({ listen: `127.0.0.1:${basePort + index}`, secret: DEMO_SECRET, clusterId: 'raftchart-demo', logger: null }),
       stateMachine: {
         apply: () => {
           const n = (counts.get(id) ?? 0) + 1;
@@ -52,8 +61,9 @@ async function demo(seconds: number): Promise<void> {
     return node;
   };
   for (const id of ids) await launch(id);
-  await Promise.all([...nodes.values()].map((n) => n.bootstrap(ids.map((id) => ({ id, address: id })))));
-  console.log(`${stamp()}  started ${ids.join(', ')} (Ctrl-C to stop)`);
+  const fresh = [...nodes.values()].filter((n) => n.status().lastLogIndex === 0);
+  await Promise.all(fresh.map((n) => n.bootstrap(servers)));
+  console.log(`${stamp()}  ${fresh.length === ids.length ? 'started' : 'resumed'} ${servers.map((s) => `${s.id} ${s.address}`).join(', ')}; data in ${dataDir} (Ctrl-C to stop)`);
 
   let stopping = false;
   const stop = async (): Promise<void> => {
@@ -79,7 +89,7 @@ async function demo(seconds: number): Promise<void> {
       }
     }
     if (leader !== undefined && Date.now() >= nextCrash) {
-      console.log(`${stamp()}  crashing leader ${leader.id} (${proposed} values committed so far)`);
+      console.log(`${stamp()}  stopping leader ${leader.id} (${proposed} values committed so far)`);
       nodes.delete(leader.id);
       await leader.stop();
       setTimeout(() => void (stopping ? undefined : launch(leader.id).then(() => console.log(`${stamp()}  restarted ${leader.id}`))), 1000);
@@ -101,13 +111,36 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return 0;
     }
-    const i = rest.indexOf('--seconds');
-    const seconds = i >= 0 ? Number(rest[i + 1]) : Infinity;
-    if (i >= 0 && !(seconds > 0)) {
+    const flag = (name: string): string | undefined => {
+      const i = rest.indexOf(name);
+      return i >= 0 ? (rest[i + 1] ?? '') : undefined;
+    };
+    const unknown = rest.filter((a, i) => a.startsWith('--') && !['--seconds', '--data', '--port'].includes(a) && !(i > 0 && ['--seconds', '--data', '--port'].includes(rest[i - 1] as string)));
+    if (unknown.length > 0) {
+      process.stderr.write(`raftchart demo: unknown option ${unknown[0]}\n\n${HELP}`);
+      return 2;
+    }
+    const seconds = flag('--seconds') === undefined ? Infinity : Number(flag('--seconds'));
+    if (!(seconds > 0)) {
       process.stderr.write('raftchart demo: --seconds needs a positive number\n');
       return 2;
     }
-    await demo(seconds);
+    const port = flag('--port') === undefined ? 7001 : Number(flag('--port'));
+    if (!Number.isInteger(port) || port < 1 || port > 65533) {
+      process.stderr.write('raftchart demo: --port needs a port number between 1 and 65533\n');
+      return 2;
+    }
+    const data = flag('--data');
+    if (data === '') {
+      process.stderr.write('raftchart demo: --data needs a directory\n');
+      return 2;
+    }
+    try {
+      await demo(seconds, resolve(data ?? join('data', 'demo')), port);
+    } catch (error) {
+      process.stderr.write(`raftchart demo: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
     return 0;
   }
   process.stderr.write(`raftchart: unknown command '${command}'\n\n${HELP}`);
