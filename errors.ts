@@ -16,7 +16,8 @@ export type RaftErrorCode =
   | 'STORAGE'
   | 'STORAGE_CORRUPTION'
   | 'CODEC'
-  | 'TRANSPORT';
+  | 'TRANSPORT'
+  | 'LEADERSHIP_TRANSFER';
 
 /** Base class of every raftchart error. */
 export class RaftError extends Error {
@@ -123,5 +124,29 @@ export class CodecError extends RaftError {
 export class TransportError extends RaftError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('TRANSPORT', message, options);
+  }
+}
+
+/**
+ * A leadership transfer is under way (or could not be carried out): the leader
+ * refuses new proposals until it ends, and a second transfer is refused.
+ *
+ * @remarks Proposals refused with this error were never appended: retry them
+ * at `targetId` once it leads (watch `leader$`), or here after the transfer
+ * aborts (at most one maximum election timeout).
+ *
+ * @example
+ * ```ts
+ * try { await node.propose(bytes) } catch (e) {
+ *   if (e instanceof LeadershipTransferError) await firstValueFrom(node.leader$.pipe(filter((l) => l.leaderId !== node.id)))
+ * }
+ * ```
+ */
+export class LeadershipTransferError extends RaftError {
+  /** The node leadership is (or was) being handed to, or `null` when none was chosen. */
+  readonly targetId: ServerId | null;
+  constructor(targetId: ServerId | null, why = 'leadership transfer in progress') {
+    super('LEADERSHIP_TRANSFER', targetId === null ? why : `${why} (target ${targetId})`);
+    this.targetId = targetId;
   }
 }

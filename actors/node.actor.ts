@@ -18,13 +18,14 @@ import type { Transport } from '../adapters/transport/transport.js';
 import {
   ConfigurationError,
   LeadershipLostError,
+  LeadershipTransferError,
   NotLeaderError,
   RaftError,
   ShutdownError,
   StorageError,
   TimeoutError,
 } from '../errors.js';
-import { nodeMachine } from '../machines/node.machine.js';
+import { nodeMachine, type TransferRefusal } from '../machines/node.machine.js';
 import { replicaMachine, type SendAppendIntent, type SendHeartbeatIntent } from '../machines/replica.machine.js';
 import type { Configuration, LogEntry, RaftMessage, ReplicaState, Role, Server, ServerId } from '../machines/types.js';
 import { encodeConfig, latestConfig, rolesOf, validateServers } from './config.js';
@@ -85,7 +86,39 @@ export type RaftEvent =
   | { readonly type: 'leaderChanged'; readonly leaderId: ServerId | null; readonly term: number }
   | { readonly type: 'membershipChanged'; readonly servers: readonly Server[]; readonly index: number }
   | { readonly type: 'applyFailed'; readonly index: number; readonly error: unknown }
-  | { readonly type: 'fatal'; readonly error: unknown };
+  | { readonly type: 'fatal'; readonly error: unknown }
+  /** This leader started handing leadership to `target`; proposals are refused until it ends. */
+  | { readonly type: 'transferStarted'; readonly target: ServerId; readonly term: number }
+  /** The transfer succeeded: `target` leads in `term`. */
+  | { readonly type: 'transferCompleted'; readonly target: ServerId; readonly term: number }
+  /** The transfer ended without `target` leading; the reason says why (`'timeout'`: this node leads on and accepts proposals again). */
+  | { readonly type: 'transferAborted'; readonly target: ServerId; readonly reason: TransferAbortReason; readonly term: number }
+  /** Lease mode: the leader's read lease ran out without a quorum round renewing it; reads fall back to heartbeat rounds. */
+  | { readonly type: 'readLeaseExpired'; readonly term: number };
+
+/** Why a leadership transfer ended without the target leading. */
+export type TransferAbortReason = 'timeout' | 'otherLeader' | 'shutdown';
+
+/** Options of {@link RaftNode.readIndex} and {@link RaftNode.barrier}. */
+export interface ReadOptions {
+  /** Overrides the node's `proposalTimeoutMs`. */
+  readonly timeoutMs?: number;
+}
+
+/** Options of {@link RaftNode.transferLeadership}. */
+export interface TransferOptions {
+  /** How long the leader tries before aborting and accepting proposals again. Default: the maximum election timeout. */
+  readonly timeoutMs?: number;
+}
+
+/** Options of {@link RaftNode.stop}. */
+export interface StopOptions {
+  /**
+   * A leader first hands leadership to the most up-to-date voter (best effort, bounded by about
+   * two maximum election timeouts), so the cluster need not wait for an election timeout.
+   */
+  readonly transferLeadership?: boolean;
+}
 
 /** Options of {@link RaftNode.propose}. */
 export interface ProposeOptions {
@@ -103,12 +136,58 @@ export interface RaftNode<R = unknown> {
   readonly id: ServerId;
   /** Opens storage, restores state and starts the protocol. */
   start(): Promise<void>;
-  /** Stops: pending operations reject with `ShutdownError`. Unsynced writes may be lost, as on a crash. */
-  stop(): Promise<void>;
+  /**
+   * Stops: pending operations reject with `ShutdownError`. Unsynced writes may be lost, as on a crash.
+   * With `{ transferLeadership: true }` a leader first tries to hand over (see {@link StopOptions}).
+   */
+  stop(options?: StopOptions): Promise<void>;
   /** Writes the first configuration on a fresh node. Every initial member bootstraps with the same list. */
   bootstrap(servers: readonly Server[]): Promise<void>;
   /** Replicates `data`; resolves after it is applied on this node. */
   propose(data: Uint8Array, options?: ProposeOptions): Promise<ProposalResult<R>>;
+  /**
+   * Linearizable read barrier (thesis §6.4): resolves with a read index once this node's state
+   * machine has applied it; reading the state machine then sees every write acknowledged before
+   * the call.
+   *
+   * @remarks On the leader, the reads of one turn share one heartbeat round to a quorum (reads
+   * arriving while a round is in flight wait for the next). A new leader defers reads until it has
+   * committed an entry of its own term (its no-op). A follower asks the leader for the index
+   * (`readIndex` message) and waits for its own apply. With `readMode: 'lease'` a leader within
+   * its lease skips the round. A leader that cannot reach a quorum never resolves: its reads time
+   * out, or fail when it steps down.
+   *
+   * @throws `NotLeaderError` when no leader is known (or the leader stepped down before
+   * confirming); `TimeoutError` after `timeoutMs` (default `proposalTimeoutMs`); `ShutdownError` on stop.
+   *
+   * @example
+   * ```ts
+   * await node.readIndex()
+   * const value = kv.get(key) // the local state machine is now up to date
+   * ```
+   */
+  readIndex(options?: ReadOptions): Promise<number>;
+  /**
+   * Resolves, on the leader, once every entry appended before the call (including proposals made
+   * earlier in the same turn) is applied here; resolves with that index. It waits for the commit
+   * of the leader's last index; it appends nothing.
+   *
+   * @throws `NotLeaderError` on a follower; `LeadershipLostError` if leadership is lost before the
+   * index commits; `TimeoutError`; `ShutdownError`.
+   */
+  barrier(options?: ReadOptions): Promise<number>;
+  /**
+   * Hands leadership to voter `id`, or to the most up-to-date voter (thesis §3.10). The leader
+   * refuses new proposals with `LeadershipTransferError`, replicates until the target holds its
+   * whole log, then sends it `timeoutNow`; the target campaigns at once. Resolves when this node
+   * learns that the target leads.
+   *
+   * @throws `NotLeaderError` on a follower; `ConfigurationError` for a target that is this node or
+   * not a voter; `LeadershipTransferError` when a transfer is already under way or another node
+   * took over; `TimeoutError` when the target did not take over in time (the leader then accepts
+   * proposals again); `ShutdownError`.
+   */
+  transferLeadership(id?: ServerId | null, options?: TransferOptions): Promise<void>;
   /** A synchronous snapshot of the node's state. */
   status(): RaftStatus;
   /** The leader, replayed to late subscribers; emits on every change. */
@@ -176,6 +255,48 @@ class Batch<R> {
   }
 }
 
+/** One pending read, barrier or transfer: settles once, clears its timer. */
+class Waiter<T> {
+  settled = false;
+  timer: TimerHandle | null = null;
+  constructor(
+    readonly onResolve: (value: T) => void,
+    readonly onReject: (error: unknown) => void,
+    readonly clearTimer: (timer: TimerHandle) => void,
+  ) {}
+
+  resolve(value: T): void {
+    if (this.#finish()) this.onResolve(value);
+  }
+
+  reject(error: unknown): void {
+    if (this.#finish()) this.onReject(error);
+  }
+
+  #finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    if (this.timer !== null) this.clearTimer(this.timer);
+    return true;
+  }
+}
+
+/** A confirmed read or a barrier, waiting for the apply to reach `index`. */
+interface ApplyWait {
+  readonly index: number;
+  readonly waiter: Waiter<number>;
+  /** Barriers fail when leadership is lost before `index` commits; confirmed reads do not. */
+  readonly barrier: boolean;
+}
+
+/** A leadership transfer this node started. */
+interface Transfer {
+  readonly waiter: Waiter<void>;
+  target: ServerId | null;
+  /** The leader stepped down; waiting to learn that the target leads. */
+  steppedDown: boolean;
+}
+
 type NodeActor = Actor<typeof nodeMachine>;
 
 function roleOf(snapshot: SnapshotFrom<typeof nodeMachine>): Role {
@@ -231,6 +352,20 @@ class Node<R> implements RaftNode<R> {
   #commitTarget = 0;
   #applied = 0;
   #applyBusy = false;
+
+  /** This turn's reads, sent as one `client.read` batch. */
+  #reads: Waiter<number>[] = [];
+  /** Read batches waiting for the leader's confirmation, by batch (request) id. */
+  #readBatches = new Map<number, Waiter<number>[]>();
+  /** Last read batch id; ids start from the clock so a restarted node never reuses one still in flight. */
+  #readSeq = 0;
+  /** Confirmed reads and barriers waiting for the apply to reach `index`. */
+  #applyWaits: ApplyWait[] = [];
+  /** This turn's barriers (their index is fixed after the turn's proposals are appended). */
+  #barriers: Waiter<number>[] = [];
+  #transfer: Transfer | null = null;
+  /** Lease mode: when each heartbeat round of this leadership was first sent. */
+  #roundSentAt = new Map<number, number>();
 
   #config: { index: number; config: Configuration } | null = null;
   #configDirty = false;
@@ -296,7 +431,16 @@ class Node<R> implements RaftNode<R> {
     const { voters, learners } = rolesOf(this.#config?.config ?? null);
     const [lo, hi] = this.#opts.electionTimeoutMs;
     const machine = nodeMachine.provide({
-      delays: { electionTimeout: () => lo + Math.floor(this.#random.next() * (hi - lo)) },
+      delays: {
+        electionTimeout: () => lo + Math.floor(this.#random.next() * (hi - lo)),
+        // The lease counts from the send time of the round a quorum confirmed, never from its answers.
+        readLease: ({ context }) => {
+          const now = this.#clock.now();
+          const sent = this.#roundSentAt.get(context.leaseRound) ?? now;
+          for (const round of this.#roundSentAt.keys()) if (round < context.leaseRound) this.#roundSentAt.delete(round);
+          return Math.max(0, context.leaseMs - (now - sent));
+        },
+      },
       actions: {
         send: (_, messages) => {
           for (const m of messages) record(this.#ready, m);
@@ -323,6 +467,44 @@ class Node<R> implements RaftNode<R> {
           this.#batch = null;
           for (const p of batch) p.reject(new NotLeaderError(leaderId));
         },
+        refuseProposals: (_, target) => {
+          const batch = this.#batch ?? [];
+          this.#batch = null;
+          for (const p of batch) p.reject(new LeadershipTransferError(target));
+        },
+        confirmReads: (_, reads) => {
+          for (const { id, index } of reads) {
+            const batch = this.#readBatches.get(id);
+            if (batch === undefined) continue;
+            this.#readBatches.delete(id);
+            for (const waiter of batch) if (!waiter.settled) this.#applyWaits.push({ index, waiter, barrier: false });
+          }
+          this.#scheduleTurn();
+        },
+        rejectReads: (_, { ids, leaderId }) => {
+          for (const id of ids) {
+            const batch = this.#readBatches.get(id);
+            this.#readBatches.delete(id);
+            for (const waiter of batch ?? []) waiter.reject(new NotLeaderError(leaderId));
+          }
+        },
+        transferStarted: (_, target) => {
+          if (this.#transfer !== null) this.#transfer.target = target;
+          this.#events$.next({ type: 'transferStarted', target, term: this.#hardState.term });
+        },
+        transferFailed: (_, refusal) => this.#transferFailed(refusal),
+        transferSteppedDown: (_, target) => {
+          const transfer = this.#transfer;
+          if (transfer === null) return;
+          transfer.target = target;
+          transfer.steppedDown = true;
+          // The target should win within an election; wait at most one more maximum election timeout.
+          this.#clock.clearTimeout(transfer.waiter.timer);
+          transfer.waiter.timer = this.#clock.setTimeout(() => this.#endTransfer('timeout'), hi);
+        },
+        leaseExpired: () => {
+          this.#events$.next({ type: 'readLeaseExpired', term: this.#hardState.term });
+        },
       },
       actors: {
         replica: replicaMachine.provide({
@@ -345,6 +527,8 @@ class Node<R> implements RaftNode<R> {
         checkQuorum: this.#opts.checkQuorum,
         electionTimeoutMs: lo,
         heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
+        readMode: this.#opts.readMode,
+        leaseMs: Math.floor(lo * 0.9),
         limits: {
           maxInflight: this.#opts.maxInflightMessages,
           maxInflightBytes: this.#opts.maxInflightBytes,
@@ -362,16 +546,24 @@ class Node<R> implements RaftNode<R> {
     });
     if (this.#config !== null) this.#transport.setPeers(this.#config.config.servers);
     await this.#transport.start(this.id, (message) => this.#receive(message));
+    this.#readSeq = Math.max(this.#readSeq, Math.floor(this.#clock.now() * 1024));
     this.#state = 'running';
     actor.start();
   }
 
-  async stop(): Promise<void> {
+  async stop(options?: StopOptions): Promise<void> {
     if (this.#state === 'stopped') return;
+    if (options?.transferLeadership === true && this.#state === 'running' && this.#role === 'leader') {
+      // Best effort: bounded by the transfer's own timeouts.
+      await this.transferLeadership().catch(() => undefined);
+    }
+    if ((this.#state as string) === 'stopped') return;
     const wasStarted = this.#state !== 'new';
     this.#state = 'stopped';
     this.#actor?.stop();
     this.#failAll(() => new ShutdownError('proposal'));
+    this.#failReads(() => new ShutdownError('read'));
+    if (this.#transfer !== null) this.#endTransfer('shutdown');
     if (wasStarted) {
       await this.#transport.stop();
       await this.#storage.close();
@@ -416,6 +608,86 @@ class Node<R> implements RaftNode<R> {
       this.#proposals.push(proposal);
       this.#scheduleTurn();
     });
+  }
+
+  readIndex(options?: ReadOptions): Promise<number> {
+    return this.#wait('read', options, (waiter) => {
+      this.#reads.push(waiter);
+    });
+  }
+
+  barrier(options?: ReadOptions): Promise<number> {
+    if (this.#state === 'running' && this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
+    return this.#wait('barrier', options, (waiter) => {
+      this.#barriers.push(waiter);
+    });
+  }
+
+  /** Validates the timeout, creates a waiter with its timer and hands it to `queue`. */
+  #wait(what: 'read' | 'barrier', options: ReadOptions | undefined, queue: (waiter: Waiter<number>) => void): Promise<number> {
+    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      return Promise.reject(new ConfigurationError(`${what === 'read' ? 'readIndex' : 'barrier'}(options.timeoutMs)`, 'must be a positive integer'));
+    }
+    if (this.#state !== 'running') return Promise.reject(new ShutdownError(what));
+    return new Promise<number>((resolve, reject) => {
+      const waiter = new Waiter<number>(resolve, reject, this.#clearTimer);
+      waiter.timer = this.#clock.setTimeout(() => waiter.reject(new TimeoutError(what, timeoutMs)), timeoutMs);
+      queue(waiter);
+      this.#scheduleTurn();
+    });
+  }
+
+  transferLeadership(id?: ServerId | null, options?: TransferOptions): Promise<void> {
+    if (id !== undefined && id !== null && (typeof id !== 'string' || id.length === 0)) {
+      return Promise.reject(new ConfigurationError('transferLeadership(id)', 'must be a server id, null or undefined'));
+    }
+    const timeoutMs = options?.timeoutMs ?? this.#opts.electionTimeoutMs[1];
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      return Promise.reject(new ConfigurationError('transferLeadership(options.timeoutMs)', 'must be a positive integer'));
+    }
+    if (this.#state !== 'running' || this.#actor === null) return Promise.reject(new ShutdownError('leadership transfer'));
+    if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
+    if (this.#transfer !== null) return Promise.reject(new LeadershipTransferError(this.#transfer.target, 'a leadership transfer is already in progress'));
+    const actor = this.#actor;
+    return new Promise<void>((resolve, reject) => {
+      const waiter = new Waiter<void>(resolve, reject, this.#clearTimer);
+      const transfer: Transfer = { waiter, target: id ?? null, steppedDown: false };
+      this.#transfer = transfer;
+      actor.send({ type: 'client.transfer', target: id ?? null, timeoutMs });
+      this.#scheduleTurn();
+    });
+  }
+
+  /** The machine refused or aborted the transfer. */
+  #transferFailed(refusal: TransferRefusal): void {
+    const transfer = this.#transfer;
+    if (transfer === null) return;
+    if (refusal === 'timeout') {
+      this.#endTransfer('timeout');
+      return;
+    }
+    this.#transfer = null;
+    const target = transfer.target;
+    let error: Error;
+    if (refusal === 'notLeader') error = new NotLeaderError(this.#leader.leaderId);
+    else if (refusal === 'busy') error = new LeadershipTransferError(target, 'a leadership transfer is already in progress');
+    else if (refusal === 'noTarget') error = new ConfigurationError('transferLeadership(id)', 'no other voter to hand leadership to');
+    else if (refusal === 'self') error = new ConfigurationError('transferLeadership(id)', `${String(target)} is this node`);
+    else error = new ConfigurationError('transferLeadership(id)', `${String(target)} is not a voter`);
+    transfer.waiter.reject(error);
+  }
+
+  /** Ends the transfer in progress without success. */
+  #endTransfer(reason: TransferAbortReason): void {
+    const transfer = this.#transfer;
+    if (transfer === null) return;
+    this.#transfer = null;
+    if (transfer.target !== null) this.#events$.next({ type: 'transferAborted', target: transfer.target, reason, term: this.#hardState.term });
+    const timeoutMs = this.#opts.electionTimeoutMs[1];
+    if (reason === 'timeout') transfer.waiter.reject(new TimeoutError('leadership transfer', timeoutMs));
+    else if (reason === 'shutdown') transfer.waiter.reject(new ShutdownError('leadership transfer'));
+    else transfer.waiter.reject(new LeadershipTransferError(transfer.target, `another node took over (${String(this.#leader.leaderId)})`));
   }
 
   status(): RaftStatus {
@@ -485,9 +757,52 @@ class Node<R> implements RaftNode<R> {
       if (this.#batch !== null) for (const p of this.#batch) p.reject(new NotLeaderError(this.#leader.leaderId));
       this.#batch = null;
     }
+    if (this.#reads.length > 0) {
+      const reads = this.#reads.filter((r) => !r.settled);
+      this.#reads = [];
+      if (reads.length > 0) {
+        const id = ++this.#readSeq;
+        this.#readBatches.set(id, reads);
+        this.#actor.send({ type: 'client.read', id });
+      }
+    }
+    if (this.#barriers.length > 0) {
+      const barriers = this.#barriers;
+      this.#barriers = [];
+      const index = this.#log.lastIndex();
+      for (const b of barriers) {
+        if (this.#role !== 'leader') b.reject(new NotLeaderError(this.#leader.leaderId));
+        else this.#applyWaits.push({ index, waiter: b, barrier: true });
+      }
+    }
     if (this.#configDirty) this.#refreshConfig();
     this.#flush();
     this.#apply();
+    this.#releaseWaits();
+  }
+
+  /** Resolves the confirmed reads and barriers whose index is applied; forgets settled ones. */
+  #releaseWaits(): void {
+    if (this.#applyWaits.length === 0) return;
+    const applied = this.#applied;
+    const keep: ApplyWait[] = [];
+    for (const w of this.#applyWaits) {
+      if (w.waiter.settled) continue;
+      if (w.index <= applied) w.waiter.resolve(w.index);
+      else keep.push(w);
+    }
+    this.#applyWaits = keep;
+  }
+
+  #failReads(error: () => Error): void {
+    for (const r of this.#reads) r.reject(error());
+    this.#reads = [];
+    for (const batch of this.#readBatches.values()) for (const r of batch) r.reject(error());
+    this.#readBatches.clear();
+    for (const w of this.#applyWaits) w.waiter.reject(error());
+    this.#applyWaits = [];
+    for (const b of this.#barriers) b.reject(error());
+    this.#barriers = [];
   }
 
   /** Drains the Ready: immediate messages now; writes and what depends on them through the write queue. */
@@ -552,7 +867,8 @@ class Node<R> implements RaftNode<R> {
   }
 
   #sendHeartbeat(intent: SendHeartbeatIntent): void {
-    record(this.#ready, { type: 'heartbeat', term: intent.term, from: this.id, to: intent.to, commit: intent.commit });
+    if (this.#opts.readMode === 'lease' && !this.#roundSentAt.has(intent.round)) this.#roundSentAt.set(intent.round, this.#clock.now());
+    record(this.#ready, { type: 'heartbeat', term: intent.term, from: this.id, to: intent.to, commit: intent.commit, round: intent.round });
     this.#scheduleTurn();
   }
 
@@ -606,6 +922,7 @@ class Node<R> implements RaftNode<R> {
     this.#applied = entry.index;
     this.#settle(entry, value);
     this.#apply();
+    this.#releaseWaits();
   }
 
   #settle(entry: LogEntry, result: R): void {
@@ -630,6 +947,7 @@ class Node<R> implements RaftNode<R> {
       const was = this.#role;
       this.#role = role;
       if (was === 'leader') this.#loseLeadership(ctx.commitIndex);
+      if (role === 'leader') this.#roundSentAt.clear();
       this.#role$.next(role);
       this.#events$.next({ type: 'roleChanged', role, term: ctx.term });
     }
@@ -639,14 +957,35 @@ class Node<R> implements RaftNode<R> {
       if (changed) {
         this.#leader$.next(this.#leader);
         this.#events$.next({ type: 'leaderChanged', leaderId: ctx.leaderId, term: ctx.term });
+        this.#watchTransfer(ctx.leaderId, ctx.term);
       }
     }
   }
 
-  /** A deposed leader fails the proposals not yet committed: their outcome is unknown. */
+  /** After stepping down mid-transfer: done when the target leads, failed when another node does. */
+  #watchTransfer(leaderId: ServerId | null, term: number): void {
+    const transfer = this.#transfer;
+    if (transfer === null || !transfer.steppedDown || leaderId === null || transfer.target === null) return;
+    if (leaderId === transfer.target) {
+      this.#transfer = null;
+      this.#events$.next({ type: 'transferCompleted', target: leaderId, term });
+      transfer.waiter.resolve();
+    } else {
+      this.#endTransfer('otherLeader');
+    }
+  }
+
+  /** A deposed leader fails the proposals not yet committed: their outcome is unknown. So do barriers past the commit index. */
   #loseLeadership(commitIndex: number): void {
     for (const p of this.#proposals) p.reject(new NotLeaderError(null));
     this.#proposals = [];
+    for (const b of this.#barriers) b.reject(new NotLeaderError(null));
+    this.#barriers = [];
+    this.#applyWaits = this.#applyWaits.filter((w) => {
+      if (w.index <= commitIndex || !w.barrier) return true;
+      w.waiter.reject(new LeadershipLostError(w.index));
+      return false;
+    });
     for (const [index, pending] of this.#pending) {
       if (index > commitIndex) {
         this.#pending.delete(index);

@@ -9,6 +9,7 @@ import type { Random } from '../adapters/random.js';
 import type { RaftStorage } from '../adapters/storage/storage.js';
 import type { Transport } from '../adapters/transport/transport.js';
 import { ConfigurationError } from '../errors.js';
+import type { ReadMode } from '../machines/node.machine.js';
 import type { ServerId } from '../machines/types.js';
 
 /** An entry handed to the user's state machine. */
@@ -57,7 +58,21 @@ export interface RaftNodeOptions<R = unknown> {
   readonly snapshotThreshold?: number;
   /** Entries kept after a snapshot (snapshot issue). Default 10240. */
   readonly trailingLogs?: number;
-  /** How long `propose` waits before rejecting with `TimeoutError`. Default 10000. */
+  /**
+   * How the leader confirms linearizable reads (`readIndex()`, thesis §6.4). Default `'readIndex'`:
+   * every batch of reads costs one heartbeat round to a quorum.
+   *
+   * `'lease'` (requires `checkQuorum: true`): a leader that heard from a quorum answer a heartbeat
+   * round serves reads without a new round for 90 % of the minimum election timeout, counted from
+   * when that round was **sent**. Safe only under two assumptions: (1) bounded clock drift — any
+   * two servers' clocks advance at rates within 10 % of each other over an election timeout (no
+   * synchronized time needed); (2) a follower that restarts within the lease after acknowledging
+   * a round does not vote for a new leader before its minimum election timeout has passed (a
+   * restart loses leader stickiness). A leader that started a leadership transfer stops using its
+   * lease for the rest of its term.
+   */
+  readonly readMode?: ReadMode;
+  /** How long `propose` waits before rejecting with `TimeoutError`; also the default timeout of `readIndex` and `barrier`. Default 10000. */
   readonly proposalTimeoutMs?: number;
   /** Largest accepted proposal in bytes. Default 8 MiB. */
   readonly maxProposalBytes?: number;
@@ -83,6 +98,7 @@ export interface ResolvedOptions {
   readonly heartbeatIntervalMs: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  readonly readMode: ReadMode;
   readonly snapshotThreshold: number;
   readonly trailingLogs: number;
   readonly proposalTimeoutMs: number;
@@ -95,7 +111,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'id', 'stateMachine', 'storage', 'transport', 'electionTimeoutMs', 'heartbeatIntervalMs', 'preVote',
-  'checkQuorum', 'snapshotThreshold', 'trailingLogs', 'proposalTimeoutMs', 'maxProposalBytes',
+  'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'proposalTimeoutMs', 'maxProposalBytes',
   'maxInflightMessages', 'maxInflightBytes', 'maxEntriesPerMessage', 'maxBytesPerMessage', 'clock', 'random', 'inspect',
 ]);
 
@@ -162,11 +178,20 @@ export function resolveOptions(options: RaftNodeOptions<unknown>): ResolvedOptio
   if (heartbeatIntervalMs >= election[0]) {
     throw new ConfigurationError('heartbeatIntervalMs', `must be below the minimum election timeout (${election[0]} ms), got ${heartbeatIntervalMs}`);
   }
+  const checkQuorum = bool('checkQuorum', options.checkQuorum, true);
+  const readMode = options.readMode ?? 'readIndex';
+  if (readMode !== 'readIndex' && readMode !== 'lease') {
+    throw new ConfigurationError('readMode', `must be 'readIndex' or 'lease', got ${JSON.stringify(String(readMode))}`);
+  }
+  if (readMode === 'lease' && !checkQuorum) {
+    throw new ConfigurationError('readMode', "'lease' requires checkQuorum: true (a leader must step down once it cannot reach a quorum)");
+  }
   return {
     electionTimeoutMs: election,
     heartbeatIntervalMs,
     preVote: bool('preVote', options.preVote, true),
-    checkQuorum: bool('checkQuorum', options.checkQuorum, true),
+    checkQuorum,
+    readMode,
     snapshotThreshold: int('snapshotThreshold', options.snapshotThreshold, 8192, 1),
     trailingLogs: int('trailingLogs', options.trailingLogs, 10240, 0),
     proposalTimeoutMs: int('proposalTimeoutMs', options.proposalTimeoutMs, 10_000, 1),

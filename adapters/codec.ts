@@ -20,8 +20,11 @@
  * |   4 | `preVoteResponse`   | same as `voteResponse`                                                      |
  * |   5 | `append`            | prevLogIndex:u64 prevLogTerm:u64 leaderCommit:u64 count:u32 entry{count}    |
  * |   6 | `appendResponse`    | success:bool index:u64 hintTerm:u64 hintIndex:u64                           |
- * |   7 | `heartbeat`         | commit:u64                                                                  |
- * |   8 | `heartbeatResponse` | (empty)                                                                     |
+ * |   7 | `heartbeat`         | commit:u64 hasRound:bool [round:u64]                                        |
+ * |   8 | `heartbeatResponse` | hasRound:bool [round:u64]                                                   |
+ * |   9 | `readIndex`         | requestId:u64                                                               |
+ * |  10 | `readIndexResponse` | requestId:u64 success:bool index:u64                                        |
+ * |  11 | `timeoutNow`        | (empty)                                                                     |
  *
  * `entry = index:u64 term:u64 type:u8 (0 normal, 1 noop, 2 config) length:u32 data{length}`
  *
@@ -43,8 +46,13 @@
 import { CodecError } from '../errors.js';
 import type { EntryType, LogEntry, RaftMessage, VoteRefusal } from '../machines/types.js';
 
-/** Version byte at the head of every frame; bumped on any incompatible change. */
-export const CODEC_VERSION = 1;
+/**
+ * Version byte at the head of every frame; bumped on any incompatible change.
+ *
+ * @remarks Version 2 added the optional heartbeat `round` (read index) and the
+ * `readIndex`, `readIndexResponse` and `timeoutNow` messages.
+ */
+export const CODEC_VERSION = 2;
 
 /**
  * Message type tags on the wire (see the table in the module documentation).
@@ -60,6 +68,9 @@ export const MESSAGE_TYPE_CODES = {
   appendResponse: 6,
   heartbeat: 7,
   heartbeatResponse: 8,
+  readIndex: 9,
+  readIndexResponse: 10,
+  timeoutNow: 11,
 } as const satisfies Record<RaftMessage['type'], number>;
 
 /** Entry type codes on the wire. */
@@ -222,9 +233,30 @@ function measure(m: RaftMessage, i: number, ids: Uint8Array[]): { bytes: number;
       break;
     case 'heartbeat':
       checkU64(`${at}.commit`, m.commit);
-      bytes += 8;
+      bytes += 9;
+      if (m.round !== undefined) {
+        checkU64(`${at}.round`, m.round);
+        bytes += 8;
+      }
       break;
     case 'heartbeatResponse':
+      bytes += 1;
+      if (m.round !== undefined) {
+        checkU64(`${at}.round`, m.round);
+        bytes += 8;
+      }
+      break;
+    case 'readIndex':
+      checkU64(`${at}.requestId`, m.requestId);
+      bytes += 8;
+      break;
+    case 'readIndexResponse':
+      checkU64(`${at}.requestId`, m.requestId);
+      checkBool(`${at}.success`, m.success);
+      checkU64(`${at}.index`, m.index);
+      bytes += 17;
+      break;
+    case 'timeoutNow':
       break;
   }
   return { bytes, entries };
@@ -330,8 +362,28 @@ export function encodeFrame(messages: readonly RaftMessage[], limits?: CodecLimi
         break;
       case 'heartbeat':
         u64(m.commit);
+        if (m.round === undefined) u8(0);
+        else {
+          u8(1);
+          u64(m.round);
+        }
         break;
       case 'heartbeatResponse':
+        if (m.round === undefined) u8(0);
+        else {
+          u8(1);
+          u64(m.round);
+        }
+        break;
+      case 'readIndex':
+        u64(m.requestId);
+        break;
+      case 'readIndexResponse':
+        u64(m.requestId);
+        u8(m.success ? 1 : 0);
+        u64(m.index);
+        break;
+      case 'timeoutNow':
         break;
     }
   }
@@ -530,10 +582,27 @@ export function decodeFrame(bytes: Uint8Array, limits?: CodecLimits): RaftMessag
         out.push({ type, term, from, to, success, index, hintTerm, hintIndex });
         break;
       }
-      case 'heartbeat':
-        out.push({ type, term, from, to, commit: r.u64(`${at}.commit`) });
+      case 'heartbeat': {
+        const commit = r.u64(`${at}.commit`);
+        if (r.bool(`${at}.hasRound`)) out.push({ type, term, from, to, commit, round: r.u64(`${at}.round`) });
+        else out.push({ type, term, from, to, commit });
         break;
+      }
       case 'heartbeatResponse':
+        if (r.bool(`${at}.hasRound`)) out.push({ type, term, from, to, round: r.u64(`${at}.round`) });
+        else out.push({ type, term, from, to });
+        break;
+      case 'readIndex':
+        out.push({ type, term, from, to, requestId: r.u64(`${at}.requestId`) });
+        break;
+      case 'readIndexResponse': {
+        const requestId = r.u64(`${at}.requestId`);
+        const success = r.bool(`${at}.success`);
+        const index = r.u64(`${at}.index`);
+        out.push({ type, term, from, to, requestId, success, index });
+        break;
+      }
+      case 'timeoutNow':
         out.push({ type, term, from, to });
         break;
     }

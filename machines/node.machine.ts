@@ -16,6 +16,24 @@
  * - `leader`: appends a no-op, spawns one replica machine per peer, heartbeats,
  *   commits by quorum for entries of its own term only (§5.4.2) and steps down
  *   when it has not heard from a quorum within an election timeout (check quorum).
+ *   Three more parallel regions: `lease` (`expired` | `held`, lease reads),
+ *   `transfer` (`idle` | `transferring`, leadership transfer) next to
+ *   `heartbeat` and `quorum`.
+ *
+ * Reads (thesis §6.4): a `client.read` batch (one event per turn, however many
+ * reads) or a follower's `readIndex` request records the commit index once the
+ * leader has committed an entry of its term (until then it waits), then needs
+ * one heartbeat round sent after it. Every heartbeat carries the leader's round
+ * number, answers echo it, and a read is confirmed once a quorum echoed a
+ * round at least its own. Reads arriving while a read round is in flight wait
+ * for the next one, so concurrent reads share rounds. In lease mode a leader
+ * whose lease is `held` confirms at once.
+ *
+ * Leadership transfer (thesis §3.10): `client.transfer` picks the target,
+ * refuses proposals, waits until the target's match reaches the leader's last
+ * index and sends it `timeoutNow`; the target campaigns at once with
+ * `transfer: true` on its vote requests, which bypasses leader stickiness. The
+ * transfer aborts after `transferTimeout`.
  *
  * The machine does no I/O: it records intents (`send`, `appendEntries`,
  * `appendProposals`, `commitTo`, `rejectProposals`) that the node actor
@@ -41,7 +59,10 @@ import type {
   LogEntry,
   LogView,
   RaftMessage,
+  ReadIndexRequest,
+  ReadIndexResponse,
   ServerId,
+  TimeoutNow,
   VoteRequest,
   VoteResponse,
 } from './types.js';
@@ -70,7 +91,48 @@ export interface NodeInput {
   readonly heartbeatIntervalMs: number;
   /** Flow control for each replica. */
   readonly limits: ReplicaLimits;
+  /** `'readIndex'` (default): every read needs a heartbeat round; `'lease'`: a leader within its lease confirms reads at once. */
+  readonly readMode?: ReadMode;
+  /** Lease length for `readMode: 'lease'`; must stay below the minimum election timeout. Default `0.9 * electionTimeoutMs`. */
+  readonly leaseMs?: number;
 }
+
+/** How a leader confirms reads: a heartbeat round per batch, or a lease (thesis §6.4.1). */
+export type ReadMode = 'readIndex' | 'lease';
+
+/**
+ * A read the leader has not confirmed yet.
+ *
+ * @remarks `index` is `null` until the leader has committed an entry of its
+ * term; `round` is the first heartbeat round that can confirm it (one sent
+ * after `index` was recorded).
+ */
+export interface PendingRead {
+  /** The actor's batch id (local) or the follower's request id (remote). */
+  readonly id: number;
+  /** The follower that asked, or `null` for this node's own reads. */
+  readonly from: ServerId | null;
+  /** The read index, once known. */
+  readonly index: number | null;
+  /** Round that confirms it. */
+  readonly round: number;
+}
+
+/** A confirmed read: the state machine may be read once it applied `index`. */
+export interface ConfirmedRead {
+  readonly id: number;
+  readonly index: number;
+}
+
+/** Intent: fail reads; this node is not (or no longer) the leader. */
+export interface RejectReadsIntent {
+  readonly ids: readonly number[];
+  /** The leader this node knows of, or `null`. */
+  readonly leaderId: ServerId | null;
+}
+
+/** Why a leadership transfer did not start or did not finish. */
+export type TransferRefusal = 'notLeader' | 'busy' | 'self' | 'notVoter' | 'noTarget' | 'timeout';
 
 /** The replica actors a leader runs, by peer id. */
 export type ReplicaRefs = Readonly<Record<ServerId, ActorRefFrom<typeof replicaMachine>>>;
@@ -104,6 +166,26 @@ export interface NodeContext {
   readonly electionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   readonly limits: ReplicaLimits;
+  readonly readMode: ReadMode;
+  readonly leaseMs: number;
+  /** Leader: heartbeat rounds sent in this term (the last round's number). */
+  readonly round: number;
+  /** Leader: highest round each peer echoed. */
+  readonly beats: Readonly<Record<ServerId, number>>;
+  /** Leader: reads not yet confirmed, oldest first. */
+  readonly reads: readonly PendingRead[];
+  /** Leader: the round whose quorum confirmation started the current lease (the actor times the lease from its send). */
+  readonly leaseRound: number;
+  /** Leader: the lease is held (lease mode only). */
+  readonly leaseHeld: boolean;
+  /** Leader: the voter leadership is being handed to, or `null`. */
+  readonly transferTarget: ServerId | null;
+  /** Leader: how long the current transfer may take. */
+  readonly transferTimeoutMs: number;
+  /** Leader: `timeoutNow` went out this term; lease reads stay off for the rest of the term (the target may win at any time). */
+  readonly transferSent: boolean;
+  /** Candidate: this campaign follows a `timeoutNow`; its vote requests carry `transfer: true`. */
+  readonly campaignTransfer: boolean;
 }
 
 /** A message after the term gate, addressed to the active role. */
@@ -115,7 +197,10 @@ export type RoutedEvent =
   | { readonly type: 'msg.append'; readonly message: AppendRequest }
   | { readonly type: 'msg.appendResponse'; readonly message: AppendResponse }
   | { readonly type: 'msg.heartbeat'; readonly message: Heartbeat }
-  | { readonly type: 'msg.heartbeatResponse'; readonly message: HeartbeatResponse };
+  | { readonly type: 'msg.heartbeatResponse'; readonly message: HeartbeatResponse }
+  | { readonly type: 'msg.readIndex'; readonly message: ReadIndexRequest }
+  | { readonly type: 'msg.readIndexResponse'; readonly message: ReadIndexResponse }
+  | { readonly type: 'msg.timeoutNow'; readonly message: TimeoutNow };
 
 /** Events the node machine accepts. */
 export type NodeEvent =
@@ -126,6 +211,12 @@ export type NodeEvent =
   | { readonly type: 'client.bootstrap'; readonly voters: readonly ServerId[]; readonly learners: readonly ServerId[] }
   | { readonly type: 'storage.synced'; readonly index: number; readonly term: number }
   | { readonly type: 'config.changed'; readonly voters: readonly ServerId[]; readonly learners: readonly ServerId[] }
+  /** The turn's reads, as one batch with one id. */
+  | { readonly type: 'client.read'; readonly id: number }
+  /** Hand leadership to `target`, or to the most up-to-date voter when `null`. */
+  | { readonly type: 'client.transfer'; readonly target: ServerId | null; readonly timeoutMs?: number }
+  /** Internal (raised by the leader): a quorum confirmed a round; the lease restarts. */
+  | { readonly type: 'lease.renew' }
   | ReplicaProgressEvent;
 
 /** Intent: follower appends `entries` after `prevIndex`, truncating only a conflicting suffix (§5.3). */
@@ -183,6 +274,36 @@ function msgOf(event: Ev): RaftMessage | undefined {
   return 'message' in event ? event.message : undefined;
 }
 
+/** Whether the leader has committed an entry of its own term (§5.4.2, §6.4: only then is its commit index current). */
+function committedOwnTerm(ctx: Ctx): boolean {
+  return ctx.commitIndex > 0 && ctx.log.term(ctx.commitIndex) === ctx.term;
+}
+
+/** The highest round a quorum of voters echoed (the leader counts its own latest round). */
+function quorumRound(ctx: Ctx, round: number): number {
+  return quorumIndex(ctx.voters, { ...ctx.beats, [ctx.id]: round });
+}
+
+/** The transfer target for a request: the given voter, or the voter with the highest match. */
+function pickTarget(ctx: Ctx, wanted: ServerId | null): { target: ServerId } | { refusal: TransferRefusal } {
+  if (wanted !== null) {
+    if (wanted === ctx.id) return { refusal: 'self' };
+    if (!ctx.voters.includes(wanted)) return { refusal: 'notVoter' };
+    return { target: wanted };
+  }
+  let best: ServerId | null = null;
+  let bestMatch = -1;
+  for (const v of ctx.voters) {
+    if (v === ctx.id) continue;
+    const m = ctx.match[v] ?? 0;
+    if (m > bestMatch) {
+      best = v;
+      bestMatch = m;
+    }
+  }
+  return best === null ? { refusal: 'noTarget' } : { target: best };
+}
+
 /**
  * The node machine.
  *
@@ -211,6 +332,10 @@ export const nodeMachine = setup({
     electionTimeout: ({ context }) => context.electionTimeoutMs,
     leaseTimeout: ({ context }) => context.electionTimeoutMs,
     heartbeatInterval: ({ context }) => context.heartbeatIntervalMs,
+    /** How long the read lease lasts from now. The actor overrides it to count from the send time of round `leaseRound`. */
+    readLease: ({ context }) => context.leaseMs,
+    /** How long a leadership transfer may take before it aborts: the request's `timeoutMs`, else the election timeout. */
+    transferTimeout: ({ context }) => context.transferTimeoutMs,
   },
   actions: {
     /** Intent: send messages (the actor holds back those that depend on unsynced state). */
@@ -221,6 +346,20 @@ export const nodeMachine = setup({
     appendProposals: (_: unknown, _intent: AppendProposalsIntent) => {},
     /** Intent: entries up to `index` are committed; apply them. */
     commitTo: (_: unknown, _index: number) => {},
+    /** Intent: these reads may be served once the state machine applied their index. */
+    confirmReads: (_: unknown, _reads: readonly ConfirmedRead[]) => {},
+    /** Intent: fail these reads; this node cannot confirm them. */
+    rejectReads: (_: unknown, _intent: RejectReadsIntent) => {},
+    /** Intent: fail the turn's proposals; leadership is being handed to `target`. */
+    refuseProposals: (_: unknown, _target: ServerId) => {},
+    /** Intent (observation): a transfer to `target` started. */
+    transferStarted: (_: unknown, _target: ServerId) => {},
+    /** Intent: a transfer request was refused, or a transfer aborted (`'timeout'`); the leader leads on. */
+    transferFailed: (_: unknown, _refusal: TransferRefusal) => {},
+    /** Intent: this leader stepped down while handing leadership to `target`. */
+    transferSteppedDown: (_: unknown, _target: ServerId) => {},
+    /** Intent (observation): the read lease expired without renewal. */
+    leaseExpired: () => {},
     /** Intent: fail the turn's proposals; this node is not the leader. */
     rejectProposals: (_: unknown, _leaderId: ServerId | null) => {},
 
@@ -246,6 +385,7 @@ export const nodeMachine = setup({
       else if (m.type === 'heartbeat') reply = { ...base, type: 'heartbeatResponse' };
       else if (m.type === 'vote') reply = { ...base, type: 'voteResponse', granted: false, reason: 'term' };
       else if (m.type === 'preVote') reply = { ...base, type: 'preVoteResponse', granted: false, reason: 'term' };
+      else if (m.type === 'readIndex') reply = { ...base, type: 'readIndexResponse', requestId: m.requestId, success: false, index: 0 };
       if (reply !== null) enqueue({ type: 'send', params: [reply] });
     }),
     answerVote: enqueueActions(({ context, event, enqueue }) => {
@@ -309,7 +449,10 @@ export const nodeMachine = setup({
         enqueue.assign({ commitIndex: commit });
         enqueue({ type: 'commitTo', params: commit });
       }
-      enqueue({ type: 'send', params: [{ type: 'heartbeatResponse', term: context.term, from: context.id, to: m.from }] });
+      const reply: HeartbeatResponse = m.round === undefined
+        ? { type: 'heartbeatResponse', term: context.term, from: context.id, to: m.from }
+        : { type: 'heartbeatResponse', term: context.term, from: context.id, to: m.from, round: m.round };
+      enqueue({ type: 'send', params: [reply] });
     }),
     startPreCampaign: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({ leaderId: null, votes: { [context.id]: true } });
@@ -317,8 +460,9 @@ export const nodeMachine = setup({
     }),
     startCampaign: enqueueActions(({ context, enqueue }) => {
       const term = context.term + 1;
-      enqueue.assign({ term, votedFor: context.id, leaderId: null, votes: { [context.id]: true } });
-      enqueue({ type: 'send', params: voteRequests({ ...context, term }, 'vote', term) });
+      enqueue.assign({ term, votedFor: context.id, leaderId: null, votes: { [context.id]: true }, campaignTransfer: false });
+      const requests = voteRequests({ ...context, term }, 'vote', term);
+      enqueue({ type: 'send', params: context.campaignTransfer ? requests.map((r) => ({ ...r, transfer: true })) : requests });
     }),
     recordVote: assign(({ context, event }) => {
       if (event.type !== 'msg.voteResponse' && event.type !== 'msg.preVoteResponse') return {};
@@ -327,7 +471,20 @@ export const nodeMachine = setup({
     }),
     /** §5.2 and §8: a new leader appends a no-op, then probes every peer from its last index. */
     becomeLeader: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ leaderId: context.id, match: {}, active: {}, votes: {} });
+      enqueue.assign({
+        leaderId: context.id,
+        match: {},
+        active: {},
+        votes: {},
+        round: 0,
+        beats: {},
+        reads: [],
+        leaseRound: 0,
+        leaseHeld: false,
+        transferTarget: null,
+        transferSent: false,
+        campaignTransfer: false,
+      });
       enqueue({ type: 'appendProposals', params: { term: context.term, type: 'noop', payloads: [EMPTY] } });
       enqueue('spawnReplicas');
     }),
@@ -355,8 +512,140 @@ export const nodeMachine = setup({
     notifyReplicas: enqueueActions(({ context, enqueue }) => {
       for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.entries', commit: context.commitIndex });
     }),
+    /** A new heartbeat round to every peer; a quorum of echoes confirms the reads waiting for it. */
     broadcastHeartbeat: enqueueActions(({ context, enqueue }) => {
-      for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.heartbeat', commit: context.commitIndex });
+      const round = context.round + 1;
+      enqueue.assign({ round });
+      for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.heartbeat', commit: context.commitIndex, round });
+      // Reads waiting for a round are covered by this one; a single-voter cluster confirms its own round at once.
+      if (context.reads.length > 0) enqueue('processReads');
+    }),
+    /** Notes the round a peer echoed. */
+    recordBeat: assign(({ context, event }) => {
+      if (event.type !== 'msg.heartbeatResponse') return {};
+      const { from, round } = event.message;
+      if (round === undefined || round > context.round || (context.beats[from] ?? 0) >= round) return {};
+      return { beats: { ...context.beats, [from]: round } };
+    }),
+    /** Leader: queues a local read batch or a follower's request (§6.4). */
+    queueRead: enqueueActions(({ context, event, enqueue }) => {
+      let read: PendingRead;
+      if (event.type === 'client.read') read = { id: event.id, from: null, index: null, round: 0 };
+      else if (event.type === 'msg.readIndex') read = { id: event.message.requestId, from: event.message.from, index: null, round: 0 };
+      else return;
+      enqueue.assign({ reads: [...context.reads, read] });
+      enqueue('processReads');
+    }),
+    /**
+     * Leader: records read indexes once an entry of this term committed, confirms the reads a
+     * quorum round (or the lease) covers, and starts a round for waiting reads when none is in flight.
+     */
+    processReads: enqueueActions(({ context, enqueue }) => {
+      if (context.reads.length === 0) return;
+      let round = context.round;
+      const current = committedOwnTerm(context);
+      const lease = context.readMode === 'lease' && context.leaseHeld && !context.transferSent;
+      let reads = context.reads.map((r) => (r.index === null && current ? { ...r, index: context.commitIndex, round: round + 1 } : r));
+      const confirm = (): void => {
+        const q = quorumRound(context, round);
+        const done: PendingRead[] = [];
+        const rest: PendingRead[] = [];
+        for (const r of reads) (r.index !== null && (lease || r.round <= q) ? done : rest).push(r);
+        if (done.length === 0) return;
+        reads = rest;
+        const local = done.filter((r) => r.from === null).map((r) => ({ id: r.id, index: r.index as number }));
+        if (local.length > 0) enqueue({ type: 'confirmReads', params: local });
+        const remote: RaftMessage[] = done
+          .filter((r) => r.from !== null)
+          .map((r) => ({ type: 'readIndexResponse', term: context.term, from: context.id, to: r.from as ServerId, requestId: r.id, success: true, index: r.index as number }));
+        if (remote.length > 0) enqueue({ type: 'send', params: remote });
+      };
+      confirm();
+      const waiting = reads.some((r) => r.index !== null && r.round > round);
+      const inFlight = reads.some((r) => r.index !== null && r.round <= round);
+      if (waiting && !inFlight) {
+        round++;
+        for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.heartbeat', commit: context.commitIndex, round });
+        confirm();
+      }
+      enqueue.assign({ reads, round });
+    }),
+    /** Leader: a quorum echoed a newer round; in lease mode the lease restarts from that round. */
+    maybeRenewLease: enqueueActions(({ context, enqueue }) => {
+      if (context.readMode !== 'lease' || context.transferSent) return;
+      const q = quorumRound(context, context.round);
+      if (q > context.leaseRound) {
+        enqueue.assign({ leaseRound: q });
+        enqueue.raise({ type: 'lease.renew' });
+      }
+    }),
+    /** Leader stepping down: its unconfirmed reads fail, remote ones with an answer; a transfer in progress ends. */
+    abandonLeadership: enqueueActions(({ context, enqueue }) => {
+      const local = context.reads.filter((r) => r.from === null).map((r) => r.id);
+      if (local.length > 0) enqueue({ type: 'rejectReads', params: { ids: local, leaderId: null } });
+      const remote: RaftMessage[] = context.reads
+        .filter((r) => r.from !== null)
+        .map((r) => ({ type: 'readIndexResponse', term: context.term, from: context.id, to: r.from as ServerId, requestId: r.id, success: false, index: 0 }));
+      if (remote.length > 0) enqueue({ type: 'send', params: remote });
+      if (context.transferTarget !== null) enqueue({ type: 'transferSteppedDown', params: context.transferTarget });
+      enqueue.assign({ reads: [], transferTarget: null, leaseHeld: false });
+    }),
+    /** Not leader: forward the read batch to the leader, or fail it when none is known. */
+    forwardRead: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'client.read') return;
+      if (context.leaderId === null || context.leaderId === context.id) {
+        enqueue({ type: 'rejectReads', params: { ids: [event.id], leaderId: null } });
+        return;
+      }
+      enqueue({ type: 'send', params: [{ type: 'readIndex', term: context.term, from: context.id, to: context.leaderId, requestId: event.id }] });
+    }),
+    /** Not leader: a follower's read request is refused. */
+    refuseReadIndex: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'msg.readIndex') return;
+      const m = event.message;
+      enqueue({ type: 'send', params: [{ type: 'readIndexResponse', term: context.term, from: context.id, to: m.from, requestId: m.requestId, success: false, index: 0 }] });
+    }),
+    /** The leader's answer to our read request. */
+    takeReadIndex: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'msg.readIndexResponse') return;
+      const m = event.message;
+      if (m.success) enqueue({ type: 'confirmReads', params: [{ id: m.requestId, index: m.index }] });
+      else enqueue({ type: 'rejectReads', params: { ids: [m.requestId], leaderId: context.leaderId === m.from ? null : context.leaderId } });
+    }),
+    /** Leader: begins a transfer to the chosen voter and nudges its replica (thesis §3.10). */
+    startTransfer: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'client.transfer') return;
+      const pick = pickTarget(context, event.target);
+      if (!('target' in pick)) return;
+      enqueue.assign({ transferTarget: pick.target, transferTimeoutMs: event.timeoutMs ?? context.electionTimeoutMs });
+      enqueue({ type: 'transferStarted', params: pick.target });
+      const ref = context.replicas[pick.target];
+      if (ref !== undefined) enqueue.sendTo(ref, { type: 'replica.entries', commit: context.commitIndex });
+      enqueue('maybeTimeoutNow');
+    }),
+    refuseTransfer: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'client.transfer') return;
+      if (context.transferTarget !== null) {
+        enqueue({ type: 'transferFailed', params: 'busy' });
+        return;
+      }
+      const pick = pickTarget(context, event.target);
+      enqueue({ type: 'transferFailed', params: 'refusal' in pick ? pick.refusal : 'notLeader' });
+    }),
+    /** Leader: once the target holds the whole log, tell it to campaign now. */
+    maybeTimeoutNow: enqueueActions(({ context, enqueue }) => {
+      const target = context.transferTarget;
+      if (target === null || context.transferSent) return;
+      if ((context.match[target] ?? 0) < context.log.lastIndex()) return;
+      enqueue.assign({ transferSent: true });
+      enqueue({ type: 'send', params: [{ type: 'timeoutNow', term: context.term, from: context.id, to: target }] });
+    }),
+    abortTransfer: enqueueActions(({ enqueue }) => {
+      enqueue.assign({ transferTarget: null });
+      enqueue({ type: 'transferFailed', params: 'timeout' });
+    }),
+    refuseDuringTransfer: enqueueActions(({ context, enqueue }) => {
+      if (context.transferTarget !== null) enqueue({ type: 'refuseProposals', params: context.transferTarget });
     }),
     reject: enqueueActions(({ context, enqueue }) => {
       enqueue({ type: 'rejectProposals', params: context.leaderId });
@@ -403,6 +692,12 @@ export const nodeMachine = setup({
       return (m.type === 'vote' || m.type === 'preVote') && m.term > context.term && m.transfer !== true;
     },
     checkQuorumOn: ({ context }) => context.checkQuorum,
+    isTransferring: ({ context }) => context.transferTarget !== null,
+    canTransfer: ({ context, event }) =>
+      event.type === 'client.transfer' && context.transferTarget === null && 'target' in pickTarget(context, event.target),
+    /** `timeoutNow` from the leader we follow, received by a voter. */
+    isTimeoutNowFromLeader: ({ context, event }) =>
+      event.type === 'msg.timeoutNow' && event.message.from === context.leaderId && context.voters.includes(context.id),
     isHigherTerm: ({ context, event }) => {
       if (event.type !== 'msg.receive') return false;
       const m = event.message;
@@ -442,6 +737,17 @@ export const nodeMachine = setup({
     electionTimeoutMs: input.electionTimeoutMs,
     heartbeatIntervalMs: input.heartbeatIntervalMs,
     limits: input.limits,
+    readMode: input.readMode ?? 'readIndex',
+    leaseMs: input.leaseMs ?? Math.floor(input.electionTimeoutMs * 0.9),
+    round: 0,
+    beats: {},
+    reads: [],
+    leaseRound: 0,
+    leaseHeld: false,
+    transferTarget: null,
+    transferTimeoutMs: input.electionTimeoutMs,
+    transferSent: false,
+    campaignTransfer: false,
   }),
   initial: 'follower',
   on: {
@@ -457,6 +763,10 @@ export const nodeMachine = setup({
     'msg.vote': { actions: 'answerVote' },
     'msg.preVote': { actions: 'answerVote' },
     'client.propose': { actions: 'reject' },
+    'client.read': { actions: 'forwardRead' },
+    'client.transfer': { actions: 'refuseTransfer' },
+    'msg.readIndex': { actions: 'refuseReadIndex' },
+    'msg.readIndexResponse': { actions: 'takeReadIndex' },
     'config.changed': { actions: 'adoptConfig' },
     // Bootstrap writes the first configuration at term 1 on a node with no state (the actor checks).
     'client.bootstrap': {
@@ -484,6 +794,8 @@ export const nodeMachine = setup({
           { guard: and(['isVoter', 'usesPreVote']), target: 'preCandidate' },
           { guard: 'isVoter', target: 'candidate' },
         ],
+        // Leadership transfer: campaign now, skipping pre-vote (thesis §3.10).
+        'msg.timeoutNow': { guard: 'isTimeoutNowFromLeader', target: 'candidate', actions: assign({ campaignTransfer: true }) },
         'config.changed': { target: 'follower', reenter: true, actions: 'adoptConfig' },
       },
       states: {
@@ -517,13 +829,16 @@ export const nodeMachine = setup({
     leader: {
       type: 'parallel',
       entry: 'becomeLeader',
-      exit: 'stopReplicas',
+      exit: ['abandonLeadership', 'stopReplicas'],
       on: {
-        'client.propose': { actions: 'appendBatch' },
+        'client.propose': [{ guard: 'isTransferring', actions: 'refuseDuringTransfer' }, { actions: 'appendBatch' }],
+        'client.read': { actions: 'queueRead' },
+        'msg.readIndex': { actions: 'queueRead' },
+        'client.transfer': [{ guard: 'canTransfer', target: '.transfer.transferring', actions: 'startTransfer' }, { actions: 'refuseTransfer' }],
         'msg.appendResponse': { actions: ['markActive', 'forwardToReplica'] },
-        'msg.heartbeatResponse': { actions: ['markActive', 'forwardToReplica'] },
-        'replica.progress': { actions: ['recordProgress', 'advanceCommit'] },
-        'storage.synced': { actions: ['recordProgress', 'advanceCommit'] },
+        'msg.heartbeatResponse': { actions: ['markActive', 'forwardToReplica', 'recordBeat', 'maybeRenewLease', 'processReads'] },
+        'replica.progress': { actions: ['recordProgress', 'advanceCommit', 'processReads', 'maybeTimeoutNow'] },
+        'storage.synced': { actions: ['recordProgress', 'advanceCommit', 'processReads', 'maybeTimeoutNow'] },
       },
       states: {
         heartbeat: {
@@ -531,6 +846,30 @@ export const nodeMachine = setup({
           states: {
             beating: {
               after: { heartbeatInterval: { target: 'beating', reenter: true, actions: 'broadcastHeartbeat' } },
+            },
+          },
+        },
+        /** Lease reads (readMode 'lease'): held from a quorum-confirmed round for `readLease`. */
+        lease: {
+          initial: 'expired',
+          on: { 'lease.renew': { target: '.held', reenter: true } },
+          states: {
+            expired: {},
+            held: {
+              entry: assign({ leaseHeld: true }),
+              exit: assign({ leaseHeld: false }),
+              after: { readLease: { target: 'expired', actions: 'leaseExpired' } },
+            },
+          },
+        },
+        /** Leadership transfer; proposals are refused while `transferring`. */
+        transfer: {
+          initial: 'idle',
+          states: {
+            idle: {},
+            transferring: {
+              always: { guard: not('isTransferring'), target: 'idle' },
+              after: { transferTimeout: { target: 'idle', actions: 'abortTransfer' } },
             },
           },
         },

@@ -80,7 +80,7 @@ export interface ReplicaContext extends ReplicaLimits {
 /** Events a replica machine accepts (all sent by its leader). */
 export type ReplicaEvent =
   | { readonly type: 'replica.entries'; readonly commit: number }
-  | { readonly type: 'replica.heartbeat'; readonly commit: number }
+  | { readonly type: 'replica.heartbeat'; readonly commit: number; readonly round: number }
   | { readonly type: 'replica.appendResponse'; readonly message: AppendResponse }
   | { readonly type: 'replica.heartbeatResponse' };
 
@@ -101,11 +101,12 @@ export interface SendAppendIntent {
   readonly commit: number;
 }
 
-/** Intent: send a heartbeat carrying a commit index the follower can trust. */
+/** Intent: send a heartbeat carrying a commit index the follower can trust and the leader's round (echoed back). */
 export interface SendHeartbeatIntent {
   readonly term: number;
   readonly to: ServerId;
   readonly commit: number;
+  readonly round: number;
 }
 
 type Ctx = ReplicaContext;
@@ -232,7 +233,12 @@ export const replicaMachine = setup({
         'rememberCommit',
         {
           type: 'sendHeartbeat',
-          params: ({ context }) => ({ term: context.term, to: context.peerId, commit: Math.min(context.match, context.commit) }),
+          params: ({ context, event }) => ({
+            term: context.term,
+            to: context.peerId,
+            commit: Math.min(context.match, context.commit),
+            round: event.type === 'replica.heartbeat' ? event.round : 0,
+          }),
         },
       ],
     },

@@ -142,11 +142,47 @@ export interface Heartbeat extends MessageBase {
   readonly type: 'heartbeat';
   /** Commit index safe for this follower. */
   readonly commit: number;
+  /**
+   * The leader's heartbeat round (1, 2, ... within its term); the answer echoes it. A quorum of
+   * answers for round `r` proves the sender was still leader when it sent round `r` (read index, §6.4).
+   */
+  readonly round?: number;
 }
 
 /** Answer to a {@link Heartbeat}. */
 export interface HeartbeatResponse extends MessageBase {
   readonly type: 'heartbeatResponse';
+  /** The `round` of the heartbeat answered, when it carried one. */
+  readonly round?: number;
+}
+
+/**
+ * A follower asks the leader for a read index (thesis §6.4): the leader answers with its commit
+ * index once a heartbeat round sent after the request reached a quorum.
+ */
+export interface ReadIndexRequest extends MessageBase {
+  readonly type: 'readIndex';
+  /** Chosen by the follower; echoed in the answer. */
+  readonly requestId: number;
+}
+
+/** Answer to a {@link ReadIndexRequest}. */
+export interface ReadIndexResponse extends MessageBase {
+  readonly type: 'readIndexResponse';
+  /** The request answered. */
+  readonly requestId: number;
+  /** Whether `index` is a confirmed read index; `false` when the sender is not (or no longer) the leader. */
+  readonly success: boolean;
+  /** On success: the leader's commit index when the request arrived (or when its term's first entry committed); 0 otherwise. */
+  readonly index: number;
+}
+
+/**
+ * Leadership transfer (thesis §3.10): the leader tells a caught-up voter to campaign at once,
+ * skipping pre-vote; its vote requests carry `transfer: true` so leader stickiness lets them through.
+ */
+export interface TimeoutNow extends MessageBase {
+  readonly type: 'timeoutNow';
 }
 
 /** Every message a node sends or receives. */
@@ -156,7 +192,10 @@ export type RaftMessage =
   | AppendRequest
   | AppendResponse
   | Heartbeat
-  | HeartbeatResponse;
+  | HeartbeatResponse
+  | ReadIndexRequest
+  | ReadIndexResponse
+  | TimeoutNow;
 
 /** The role a node plays (§5.1, thesis §9.6). */
 export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';

@@ -62,7 +62,15 @@ function everyMessage(): RaftMessage[] {
     { type: 'appendResponse', term: 7, from: 'n2', to: 'n1', success: true, index: 13, hintTerm: 0, hintIndex: 0 },
     { type: 'appendResponse', term: 7, from: 'n2', to: 'n1', success: false, index: 9, hintTerm: 3, hintIndex: 4 },
     { type: 'heartbeat', term: Number.MAX_SAFE_INTEGER, from: 'n1', to: 'n2', commit: Number.MAX_SAFE_INTEGER },
+    { type: 'heartbeat', term: 3, from: 'n1', to: 'n2', commit: 7, round: 0 },
+    { type: 'heartbeat', term: 3, from: 'n1', to: 'n2', commit: 7, round: Number.MAX_SAFE_INTEGER },
     { type: 'heartbeatResponse', term: 0, from: 'ñ-節点-🚀', to: '\uFEFFbom' },
+    { type: 'heartbeatResponse', term: 3, from: 'n2', to: 'n1', round: 42 },
+    { type: 'readIndex', term: 3, from: 'n2', to: 'n1', requestId: 0 },
+    { type: 'readIndex', term: 3, from: 'n2', to: 'n1', requestId: Number.MAX_SAFE_INTEGER },
+    { type: 'readIndexResponse', term: 3, from: 'n1', to: 'n2', requestId: 17, success: true, index: 12 },
+    { type: 'readIndexResponse', term: 4, from: 'n1', to: 'n2', requestId: 18, success: false, index: 0 },
+    { type: 'timeoutNow', term: 3, from: 'n1', to: 'n3' },
     { type: 'heartbeatResponse', term: 1, from: 'x'.repeat(255), to: 'é'.repeat(127) },
   ];
 }
@@ -114,6 +122,11 @@ t.test('encoding refuses malformed messages with a CodecError naming the field',
     ['prototype key as type', { ...hb, type: 'toString' }, /unknown message type/],
     ['granted not boolean', { type: 'voteResponse', term: 1, from: 'a', to: 'b', granted: 1 }, /granted/],
     ['bad reason', { type: 'voteResponse', term: 1, from: 'a', to: 'b', granted: false, reason: 'bored' }, /reason/],
+    ['negative round', { ...hb, round: -1 }, /message\[0\]\.round/],
+    ['fractional answer round', { type: 'heartbeatResponse', term: 1, from: 'a', to: 'b', round: 0.5 }, /message\[0\]\.round/],
+    ['request id missing', { type: 'readIndex', term: 1, from: 'a', to: 'b' }, /message\[0\]\.requestId/],
+    ['read success not boolean', { type: 'readIndexResponse', term: 1, from: 'a', to: 'b', requestId: 1, success: 'yes', index: 1 }, /message\[0\]\.success/],
+    ['read index unsafe', { type: 'readIndexResponse', term: 1, from: 'a', to: 'b', requestId: 1, success: true, index: 2 ** 53 }, /message\[0\]\.index/],
     [
       'bad entry type',
       { type: 'append', term: 1, from: 'a', to: 'b', prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, entries: [{ index: 1, term: 1, type: 'x', data: bytes() }] },
@@ -143,7 +156,7 @@ t.test('decoding rejects each kind of bad field, naming field and offset', (t) =
   };
   const cases: Array<[string, Uint8Array, RegExp]> = [
     ['empty input', bytes(), /version at offset 0: needs 1 bytes/],
-    ['wrong version', patch(0, 2), /unsupported codec version 2/],
+    ['wrong version', patch(0, 1), /unsupported codec version 1, expected 2/],
     ['count past bytes', patch(1, 0, 0, 1, 0), /message count at offset 1: 256 messages cannot fit/],
     ['count past limit', patch(1, 0xff, 0xff, 0xff, 0xff), /exceeds the limit/],
     ['unknown tag', patch(5, 99), /message\[0\]\.type at offset 5: unknown type tag 99/],
@@ -153,7 +166,9 @@ t.test('decoding rejects each kind of bad field, naming field and offset', (t) =
     ['id past end', patch(14, 200), /message\[0\]\.from at offset 15: needs 200 bytes/],
     ['invalid utf-8', patch(15, 0xc3), /message\[0\]\.from at offset 15: not valid UTF-8/],
     ['trailing byte', Uint8Array.from([...ok, 0]), /trailing bytes/],
-    ['truncated', ok.subarray(0, ok.length - 1), /message\[0\]\.commit at offset \d+: needs 8 bytes/],
+    ['truncated', ok.subarray(0, ok.length - 2), /message\[0\]\.commit at offset \d+: needs 8 bytes/],
+    ['round flag missing', ok.subarray(0, ok.length - 1), /message\[0\]\.hasRound at offset \d+: needs 1 bytes/],
+    ['round flag not boolean', patch(ok.length - 1, 2), /message\[0\]\.hasRound at offset \d+: boolean must be 0 or 1, got 2/],
   ];
   for (const [name, b, re] of cases) t.throws(() => decodeFrame(b), { name: 'CodecError', message: re }, name);
 
@@ -161,6 +176,19 @@ t.test('decoding rejects each kind of bad field, naming field and offset', (t) =
   const badBool = vote.slice();
   badBool[badBool.length - 1] = 2;
   t.throws(() => decodeFrame(badBool), { message: /hasTransfer at offset \d+: boolean must be 0 or 1, got 2/ });
+  const withRound = encodeFrame([{ type: 'heartbeat', term: 1, from: 'a', to: 'b', commit: 2, round: 3 }]);
+  t.throws(() => decodeFrame(withRound.subarray(0, withRound.length - 1)), { message: /message\[0\]\.round at offset \d+: needs 8 bytes/ });
+  const unsafeRound = withRound.slice();
+  unsafeRound[unsafeRound.length - 8] = 0x00;
+  unsafeRound[unsafeRound.length - 7] = 0x20;
+  t.throws(() => decodeFrame(unsafeRound), { message: /message\[0\]\.round at offset \d+: exceeds Number.MAX_SAFE_INTEGER/ });
+  const readAnswer = encodeFrame([{ type: 'readIndexResponse', term: 1, from: 'a', to: 'b', requestId: 1, success: true, index: 5 }]);
+  const badSuccess = readAnswer.slice();
+  badSuccess[badSuccess.length - 9] = 7;
+  t.throws(() => decodeFrame(badSuccess), { message: /message\[0\]\.success at offset \d+: boolean must be 0 or 1, got 7/ });
+  const badTag = encodeFrame([{ type: 'timeoutNow', term: 1, from: 'a', to: 'b' }]);
+  badTag[5] = 12;
+  t.throws(() => decodeFrame(badTag), { message: /unknown type tag 12/ });
   const resp = encodeFrame([{ type: 'voteResponse', term: 1, from: 'a', to: 'b', granted: false }]);
   const badReason = resp.slice();
   badReason[badReason.length - 1] = 6;
@@ -242,8 +270,14 @@ function randomMessage(r: SeededRandom): RaftMessage {
     case 'appendResponse':
       return { type, ...base, success: r.chance(0.5), index: randomNumber(r), hintTerm: randomNumber(r), hintIndex: randomNumber(r) };
     case 'heartbeat':
-      return { type, ...base, commit: randomNumber(r) };
+      return r.chance(0.5) ? { type, ...base, commit: randomNumber(r) } : { type, ...base, commit: randomNumber(r), round: randomNumber(r) };
     case 'heartbeatResponse':
+      return r.chance(0.5) ? { type, ...base } : { type, ...base, round: randomNumber(r) };
+    case 'readIndex':
+      return { type, ...base, requestId: randomNumber(r) };
+    case 'readIndexResponse':
+      return { type, ...base, requestId: randomNumber(r), success: r.chance(0.5), index: randomNumber(r) };
+    case 'timeoutNow':
       return { type, ...base };
   }
 }

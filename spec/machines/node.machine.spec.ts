@@ -150,8 +150,14 @@ function fmt(m: RaftMessage): string {
     case 'appendResponse':
       return m.success ? `${head} ok index=${m.index}` : `${head} refused index=${m.index} hint=${m.hintTerm}@${m.hintIndex}`;
     case 'heartbeat':
-      return `${head} commit=${m.commit}`;
+      return `${head} commit=${m.commit}${m.round === undefined ? '' : ` round=${m.round}`}`;
     case 'heartbeatResponse':
+      return `${head}${m.round === undefined ? '' : ` round=${m.round}`}`;
+    case 'readIndex':
+      return `${head} id=${m.requestId}`;
+    case 'readIndexResponse':
+      return `${head} id=${m.requestId} ${m.success ? `index=${m.index}` : 'refused'}`;
+    case 'timeoutNow':
       return head;
   }
 }

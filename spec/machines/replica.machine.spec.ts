@@ -100,7 +100,7 @@ const refuse = (index: number, hintTerm: number, hintIndex: number): ReplicaEven
   type: 'replica.appendResponse',
   message: { type: 'appendResponse', term: 3, from: 'b', to: 'a', success: false, index, hintTerm, hintIndex } satisfies AppendResponse,
 });
-const beat = (commit: number): ReplicaEvent => ({ type: 'replica.heartbeat', commit });
+const beat = (commit: number, round = 1): ReplicaEvent => ({ type: 'replica.heartbeat', commit, round });
 const beatAnswer: ReplicaEvent = { type: 'replica.heartbeatResponse' };
 const entries = (commit: number): ReplicaEvent => ({ type: 'replica.entries', commit });
 
