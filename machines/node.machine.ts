@@ -517,8 +517,6 @@ export const nodeMachine = setup({
       const round = context.round + 1;
       enqueue.assign({ round });
       for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.heartbeat', commit: context.commitIndex, round });
-      // Reads waiting for a round are covered by this one; a single-voter cluster confirms its own round at once.
-      if (context.reads.length > 0) enqueue('processReads');
     }),
     /** Notes the round a peer echoed. */
     recordBeat: assign(({ context, event }) => {

@@ -141,7 +141,7 @@ function fmt(m: RaftMessage): string {
   switch (m.type) {
     case 'vote':
     case 'preVote':
-      return `${head} last=${m.lastLogIndex}/${m.lastLogTerm}`;
+      return `${head} last=${m.lastLogIndex}/${m.lastLogTerm}${m.transfer === true ? ' transfer' : ''}`;
     case 'voteResponse':
     case 'preVoteResponse':
       return `${head} ${m.granted ? 'granted' : `refused(${m.reason ?? '?'})`}`;
@@ -180,6 +180,7 @@ interface NodeOptions {
   limits?: Partial<ReplicaLimits>;
   /** Overrides the election timeout draw, as the node actor does. */
   electionTimeout?: () => number;
+  readMode?: 'readIndex' | 'lease';
 }
 
 function node(opts: NodeOptions = {}) {
@@ -191,8 +192,31 @@ function node(opts: NodeOptions = {}) {
   const proposed: AppendProposalsIntent[] = [];
   const commits: number[] = [];
   const rejected: Array<ServerId | null> = [];
+  /** Read, transfer and lease intents, one line each. */
+  const notes: string[] = [];
   const machine = nodeMachine.provide({
     actions: {
+      confirmReads: (_, reads) => {
+        notes.push(`confirm ${reads.map((r) => `#${r.id}@${r.index}`).join(' ')}`);
+      },
+      rejectReads: (_, i) => {
+        notes.push(`rejectReads ${i.ids.map((x) => `#${x}`).join(' ')} leader=${i.leaderId ?? 'none'}`);
+      },
+      refuseProposals: (_, target) => {
+        notes.push(`refuseProposals target=${target}`);
+      },
+      transferStarted: (_, target) => {
+        notes.push(`transferStarted ${target}`);
+      },
+      transferFailed: (_, refusal) => {
+        notes.push(`transferFailed ${refusal}`);
+      },
+      transferSteppedDown: (_, target) => {
+        notes.push(`transferSteppedDown ${target}`);
+      },
+      leaseExpired: () => {
+        notes.push('leaseExpired');
+      },
       send: (_, messages) => {
         out.push(...messages);
       },
@@ -218,7 +242,7 @@ function node(opts: NodeOptions = {}) {
             out.push(msg.append(id, i.to, i.term, [i.prevIndex, i.prevTerm], log.slice(i.prevIndex + 1, i.lastIndex), i.commit));
           },
           sendHeartbeat: (_, i) => {
-            out.push(msg.heartbeat(id, i.to, i.term, i.commit));
+            out.push({ type: 'heartbeat', term: i.term, from: id, to: i.to, commit: i.commit, round: i.round });
           },
         },
       }),
@@ -239,6 +263,7 @@ function node(opts: NodeOptions = {}) {
       electionTimeoutMs: T,
       heartbeatIntervalMs: H,
       limits: { maxInflight: 8, maxInflightBytes: 1 << 20, maxEntriesPerMessage: 64, maxBytesPerMessage: 1 << 20, ...opts.limits },
+      ...(opts.readMode === undefined ? {} : { readMode: opts.readMode }),
     },
   });
   const errors: unknown[] = [];
@@ -256,6 +281,10 @@ function node(opts: NodeOptions = {}) {
     errors,
     receive(m: RaftMessage): void {
       actor.send({ type: 'msg.receive', message: m });
+    },
+    /** Read, transfer and lease intents since the last call. */
+    notes(): string[] {
+      return notes.splice(0);
     },
     /** Messages sent since the last call, one line each. */
     take(): string[] {
@@ -404,7 +433,7 @@ t.test('§5.2 candidate with a majority of votes becomes leader and sends append
   c.clock.advanceBy(H - 1);
   t.same(c.take(), []);
   c.clock.advanceBy(1);
-  t.same(c.take(), ['a→b heartbeat t2 commit=0', 'a→c heartbeat t2 commit=0', 'a→d heartbeat t2 commit=0', 'a→e heartbeat t2 commit=0']);
+  t.same(c.take(), ['a→b heartbeat t2 commit=0 round=1', 'a→c heartbeat t2 commit=0 round=1', 'a→d heartbeat t2 commit=0 round=1', 'a→e heartbeat t2 commit=0 round=1']);
   c.clock.advanceBy(H);
   t.equal(c.take().length, 4, 'and keeps beating every heartbeat interval');
 });
@@ -543,7 +572,7 @@ t.test('§5.3 leader commits when a majority has replicated', async (t) => {
   l.receive(msg.ack('b', 'a', 2, 4));
   t.same(l.commits, [2, 4]);
   l.clock.advanceBy(H);
-  t.same(l.take(), ['a→b heartbeat t2 commit=4', 'a→c heartbeat t2 commit=2'], 'followers learn it, each no further than it matches');
+  t.same(l.take(), ['a→b heartbeat t2 commit=4 round=1', 'a→c heartbeat t2 commit=2 round=1'], 'followers learn it, each no further than it matches');
 });
 
 t.test('§5.4.1 vote refused to a candidate with a less up-to-date log (by last term, then by length)', async (t) => {
@@ -681,4 +710,263 @@ t.test('a learner never campaigns', async (t) => {
     l.receive(msg.vote('a', 'l', 2, 1, 1));
     t.same(l.take(), ['l→a voteResponse t2 refused(learner)'], 'nor does it vote');
   }
+});
+
+// ---------------------------------------------------------------------------
+// Reads (thesis §6.4) and leadership transfer (thesis §3.10)
+
+const beatAnswer = (from: ServerId, to: ServerId, term: number, round: number): RaftMessage => ({ type: 'heartbeatResponse', term, from, to, round });
+const readIndex = (from: ServerId, to: ServerId, term: number, requestId: number): RaftMessage => ({ type: 'readIndex', term, from, to, requestId });
+const readAnswer = (from: ServerId, to: ServerId, term: number, requestId: number, index: number | null): RaftMessage => ({
+  type: 'readIndexResponse',
+  term,
+  from,
+  to,
+  requestId,
+  success: index !== null,
+  index: index ?? 0,
+});
+const read = (n: Node, id: number): void => {
+  n.actor.send({ type: 'client.read', id });
+};
+
+/** Elected leader `a` of a, b, c in term 2 whose no-op (index 2) is committed and acknowledged by both peers. */
+function committedLeader(opts: NodeOptions = {}): Node {
+  const l = node({ terms: [1], ...opts });
+  elect(l, 'b');
+  l.actor.send({ type: 'storage.synced', index: 2, term: 2 });
+  l.receive(msg.ack('b', 'a', 2, 2));
+  l.receive(msg.ack('c', 'a', 2, 2));
+  if (l.ctx().commitIndex !== 2) throw new Error('no-op not committed');
+  l.take();
+  return l;
+}
+
+t.test('§6.4 read index: a new leader defers reads until its no-op commits, then confirms a batch with one heartbeat round', async (t) => {
+  const l = node({ terms: [1] });
+  elect(l, 'b');
+  read(l, 1);
+  t.same(l.take(), [], 'no round before an entry of its term is committed');
+  t.same(l.notes(), []);
+  l.actor.send({ type: 'storage.synced', index: 2, term: 2 });
+  l.receive(msg.ack('b', 'a', 2, 2));
+  t.equal(l.ctx().commitIndex, 2);
+  t.same(l.take(), ['a→b heartbeat t2 commit=2 round=1', 'a→c heartbeat t2 commit=0 round=1'], 'the commit of the no-op starts the round');
+  t.same(l.ctx().reads, [{ id: 1, from: null, index: 2, round: 1 }], 'the read index is the commit index');
+
+  read(l, 2);
+  read(l, 3);
+  t.same(l.take(), [], 'reads arriving during a round wait for the next one');
+  l.receive(beatAnswer('b', 'a', 2, 0));
+  t.same(l.notes(), [], 'an answer to an older round confirms nothing');
+  l.receive(beatAnswer('b', 'a', 2, 1));
+  t.same(l.notes(), ['confirm #1@2'], 'itself and b: a quorum for round 1');
+  t.same(
+    l.take().filter((m) => m.includes('heartbeat')),
+    ['a→b heartbeat t2 commit=2 round=2', 'a→c heartbeat t2 commit=0 round=2'],
+    'the waiting reads share the next round, started at once',
+  );
+  l.receive(beatAnswer('c', 'a', 2, 1));
+  t.same(l.notes(), [], 'a late answer for round 1 does not confirm round 2');
+  l.receive(beatAnswer('c', 'a', 2, 9));
+  t.same(l.notes(), [], 'an answer for a round never sent is ignored');
+  l.receive(beatAnswer('c', 'a', 2, 2));
+  t.same(l.notes(), ['confirm #2@2 #3@2']);
+  t.same(l.ctx().reads, []);
+  t.same(l.errors, []);
+});
+
+t.test('§6.4 the periodic heartbeat covers waiting reads; a single-voter leader confirms at once', async (t) => {
+  const l = committedLeader();
+  read(l, 1);
+  t.equal(l.take().length, 2, 'round 1 for read #1');
+  read(l, 2);
+  l.clock.advanceBy(H);
+  t.same(l.take(), ['a→b heartbeat t2 commit=2 round=2', 'a→c heartbeat t2 commit=2 round=2']);
+  l.receive(beatAnswer('b', 'a', 2, 2));
+  t.same(l.notes(), ['confirm #1@2 #2@2'], 'round 2 was sent after both reads arrived');
+
+  const solo = node({ voters: ['a'], terms: [1] });
+  solo.clock.advanceBy(T);
+  t.equal(solo.state(), 'leader');
+  read(solo, 7);
+  t.same(solo.notes(), []);
+  solo.actor.send({ type: 'storage.synced', index: 2, term: 2 });
+  t.same(solo.notes(), ['confirm #7@2'], 'its own round is a quorum');
+  read(solo, 8);
+  t.same(solo.notes(), ['confirm #8@2']);
+});
+
+t.test('§6.4 follower reads: asked of the leader, answered after a round; refused without a leader or by a non-leader', async (t) => {
+  const l = committedLeader();
+  l.receive(readIndex('b', 'a', 2, 77));
+  t.equal(l.take().filter((m) => m.includes('heartbeat')).length, 2);
+  l.receive(beatAnswer('c', 'a', 2, 1));
+  t.same(l.take(), ['a→b readIndexResponse t2 id=77 index=2']);
+  t.same(l.notes(), [], 'a remote read is answered, not confirmed locally');
+
+  const f = node({ term: 2, terms: [1, 2] });
+  read(f, 5);
+  t.same(f.notes(), ['rejectReads #5 leader=none'], 'no leader known');
+  t.same(f.take(), []);
+  f.receive(msg.heartbeat('b', 'a', 2, 1));
+  f.take();
+  read(f, 6);
+  t.same(f.take(), ['a→b readIndex t2 id=6'], 'the read is asked of the leader');
+  f.receive(readAnswer('b', 'a', 2, 6, 2));
+  t.same(f.notes(), ['confirm #6@2']);
+  f.receive(readAnswer('b', 'a', 2, 8, null));
+  t.same(f.notes(), ['rejectReads #8 leader=none']);
+  f.receive(readIndex('c', 'a', 2, 9));
+  t.same(f.take(), ['a→c readIndexResponse t2 id=9 refused'], 'a follower does not serve read indexes');
+  f.receive(readIndex('c', 'a', 1, 10));
+  t.same(f.take(), ['a→c readIndexResponse t2 id=10 refused'], 'nor answers a stale request with anything but its term');
+  t.same(f.errors, []);
+});
+
+t.test('§6.4 a deposed leader never confirms its pending reads: they fail, remote ones with an answer', async (t) => {
+  const l = committedLeader({ checkQuorum: true });
+  read(l, 1);
+  l.receive(readIndex('c', 'a', 2, 44));
+  l.take();
+  l.clock.advanceBy(2 * T);
+  t.equal(l.state(), 'follower.leaderless', 'no quorum contact: stepped down');
+  t.same(l.notes(), ['rejectReads #1 leader=none']);
+  t.same(l.take().filter((m) => !m.includes('heartbeat')), ['a→c readIndexResponse t2 id=44 refused']);
+  l.receive(beatAnswer('b', 'a', 2, 1));
+  l.receive(beatAnswer('c', 'a', 2, 1));
+  t.same(l.notes(), [], 'late answers confirm nothing');
+
+  const m = committedLeader();
+  read(m, 2);
+  m.take();
+  m.receive(msg.heartbeat('b', 'a', 3, 2));
+  t.equal(m.state(), 'follower.led', 'a newer leader deposes it');
+  t.same(m.notes(), ['rejectReads #2 leader=none']);
+});
+
+t.test('§6.4.1 lease reads: within the lease no round; after it expires, a round again', async (t) => {
+  const l = committedLeader({ readMode: 'lease' });
+  read(l, 1);
+  t.equal(l.take().length, 2, 'no lease yet: a round');
+  l.receive(beatAnswer('b', 'a', 2, 1));
+  t.same(l.notes(), ['confirm #1@2']);
+  t.equal(l.ctx().leaseHeld, true, 'the quorum round started the lease');
+  read(l, 2);
+  t.same(l.notes(), ['confirm #2@2'], 'confirmed at once');
+  t.same(l.take(), [], 'without a heartbeat');
+  l.clock.advanceBy(Math.floor(0.9 * T) - 1);
+  l.take();
+  read(l, 3);
+  t.same(l.notes(), ['confirm #3@2'], 'still within the lease');
+  l.clock.advanceBy(1);
+  t.same(l.notes(), ['leaseExpired'], 'no quorum answer renewed it');
+  read(l, 4);
+  t.same(l.notes(), [], 'an expired lease does not confirm');
+  const round = l.ctx().round;
+  t.same(
+    l.take().filter((m) => m.endsWith(`round=${round}`)),
+    [`a→b heartbeat t2 commit=2 round=${round}`, `a→c heartbeat t2 commit=2 round=${round}`],
+    'the read started a round',
+  );
+  l.receive(beatAnswer('c', 'a', 2, round));
+  t.same(l.notes(), ['confirm #4@2']);
+  t.equal(l.ctx().leaseHeld, true, 'and renewed the lease');
+
+  const plain = committedLeader();
+  read(plain, 1);
+  plain.receive(beatAnswer('b', 'a', 2, 1));
+  plain.notes();
+  plain.take();
+  read(plain, 2);
+  t.same(plain.notes(), [], 'readIndex mode never uses a lease');
+  t.equal(plain.take().length, 2);
+});
+
+t.test('§3.10 leadership transfer: catch the target up, refuse proposals, then timeoutNow', async (t) => {
+  const l = node({ terms: [1] });
+  elect(l, 'b');
+  l.actor.send({ type: 'storage.synced', index: 2, term: 2 });
+  l.receive(msg.ack('b', 'a', 2, 2));
+  l.actor.send({ type: 'client.propose', payloads: [new Uint8Array([1]), new Uint8Array([2])] });
+  l.take();
+  t.equal(l.log.lastIndex(), 4);
+  l.actor.send({ type: 'client.transfer', target: 'c' });
+  t.same(l.notes(), ['transferStarted c']);
+  t.equal(l.ctx().transferTarget, 'c');
+  t.notOk(l.take().some((m) => m.includes('timeoutNow')), 'c lags: no timeoutNow yet');
+  l.actor.send({ type: 'client.propose', payloads: [new Uint8Array([3])] });
+  t.same(l.notes(), ['refuseProposals target=c'], 'proposals are refused during the transfer');
+  t.equal(l.log.lastIndex(), 4, 'and not appended');
+  l.actor.send({ type: 'client.transfer', target: 'b' });
+  t.same(l.notes(), ['transferFailed busy']);
+  l.receive(msg.ack('c', 'a', 2, 2));
+  t.same(l.take().filter((m) => m.includes('timeoutNow')), [], 'c holds 2 of 4');
+  l.receive(msg.ack('c', 'a', 2, 4));
+  t.same(l.take(), ['a→c timeoutNow t2'], 'caught up: campaign now');
+  l.receive(msg.ack('c', 'a', 2, 4));
+  t.same(l.take(), [], 'timeoutNow goes once');
+  l.receive(msg.vote('c', 'a', 3, 4, 2, true));
+  t.equal(l.state(), 'follower.leaderless', 'the target campaigns and the leader steps down');
+  t.same(l.notes(), ['transferSteppedDown c']);
+  t.same(l.take(), ['a→c voteResponse t3 granted']);
+  t.same(l.errors, []);
+});
+
+t.test('§3.10 a transfer aborts after its timeout and the leader accepts proposals again; bad targets are refused', async (t) => {
+  const l = committedLeader();
+  l.actor.send({ type: 'client.transfer', target: 'c', timeoutMs: 2 * T });
+  t.same(l.take(), ['a→c timeoutNow t2'], 'c already holds the whole log');
+  l.clock.advanceBy(2 * T - 1);
+  l.actor.send({ type: 'client.propose', payloads: [new Uint8Array([1])] });
+  t.same(l.notes(), ['transferStarted c', 'refuseProposals target=c']);
+  l.clock.advanceBy(1);
+  t.same(l.notes(), ['transferFailed timeout']);
+  t.equal(l.state(), 'leader');
+  l.actor.send({ type: 'client.propose', payloads: [new Uint8Array([1])] });
+  t.equal(l.log.lastIndex(), 3, 'a proposal is appended again');
+  t.same(l.notes(), []);
+  t.equal(l.ctx().transferSent, true, 'lease reads stay off for the rest of the term');
+
+  for (const [target, why] of [['a', 'self'], ['z', 'notVoter']] as const) {
+    l.actor.send({ type: 'client.transfer', target });
+    t.same(l.notes(), [`transferFailed ${why}`], `target ${target}`);
+  }
+  l.actor.send({ type: 'client.transfer', target: null });
+  t.same(l.notes(), ['transferStarted b'], 'no target: the voter with the highest match (b: 3, c: 2)');
+
+  const f = node({ term: 2, terms: [1, 2] });
+  f.actor.send({ type: 'client.transfer', target: 'b' });
+  t.same(f.notes(), ['transferFailed notLeader']);
+  const solo = node({ voters: ['a'], terms: [1] });
+  solo.clock.advanceBy(T);
+  solo.actor.send({ type: 'client.transfer', target: null });
+  t.same(solo.notes(), ['transferFailed noTarget']);
+});
+
+t.test('§3.10 timeoutNow: the target campaigns at once, skipping pre-vote, and its votes bypass stickiness', async (t) => {
+  const f = node({ preVote: true, term: 2, terms: [1, 2] });
+  f.receive(msg.heartbeat('b', 'a', 2, 2));
+  f.take();
+  f.receive({ type: 'timeoutNow', term: 2, from: 'c', to: 'a' });
+  t.equal(f.state(), 'follower.led', 'only the leader it follows may tell it');
+  f.receive({ type: 'timeoutNow', term: 2, from: 'b', to: 'a' });
+  t.equal(f.state(), 'candidate', 'no pre-vote');
+  t.equal(f.hard(), 'term=3 votedFor=a leader=none commit=2');
+  t.same(f.take(), ['a→b vote t3 last=2/2 transfer', 'a→c vote t3 last=2/2 transfer']);
+  f.clock.advanceBy(2 * T);
+  t.ok(f.take().every((m) => !m.includes('transfer')), 'a later campaign is an ordinary one');
+
+  const voter = node({ id: 'c', term: 2, terms: [1, 2], checkQuorum: true });
+  voter.receive(msg.heartbeat('b', 'c', 2, 2));
+  voter.take();
+  voter.receive(msg.vote('a', 'c', 3, 2, 2));
+  t.same(voter.take(), [], 'an ordinary vote request is ignored while the leader is live');
+  voter.receive(msg.vote('a', 'c', 3, 2, 2, true));
+  t.same(voter.take(), ['c→a voteResponse t3 granted'], 'a transfer vote is not');
+
+  const learner = node({ id: 'l', voters: ['a', 'b', 'c'], learners: ['l'], term: 2, terms: [1, 2] });
+  learner.receive(msg.heartbeat('b', 'l', 2, 2));
+  learner.receive({ type: 'timeoutNow', term: 2, from: 'b', to: 'l' });
+  t.equal(learner.state(), 'follower.led', 'a learner never campaigns');
 });
