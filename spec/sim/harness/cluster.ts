@@ -40,6 +40,16 @@ export interface Ack {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** A linearizable read as a client saw it. */
+export interface ReadResult {
+  /** The read index the node resolved with. */
+  readonly index: number;
+  /** The node's applied index when the read resolved. */
+  readonly applied: number;
+  /** The highest index acknowledged to any client before the read began. */
+  readonly ackedBefore: number;
+}
+
 /** Sees every batch a node hands to its transport (before the network's faults apply). */
 export type SendListener = (from: string, messages: readonly RaftMessage[]) => void;
 
@@ -60,6 +70,10 @@ export class SimCluster {
   readonly applied = new Map<string, { index: number; value: string }[]>();
   /** Proposals acknowledged to clients. */
   readonly acks: Ack[] = [];
+  /** Reads that resolved with a state older than a write acknowledged before they began. Must stay empty. */
+  readonly staleReads: string[] = [];
+  /** Reads that resolved. */
+  readonly reads: ReadResult[] = [];
   readonly incarnation = new Map<string, number>();
   steps = 0;
   readonly #views = new Map<string, CheckedNode>();
@@ -287,6 +301,59 @@ export class SimCluster {
       },
       (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
     );
+  }
+
+  /**
+   * A linearizable read at node `id`. Never rejects: returns the result or the error. A read that
+   * resolves is checked: its node must have applied the latest write acknowledged before the read
+   * began (same value at the same index); a violation is recorded in {@link staleReads}.
+   */
+  read(id: string, timeoutMs?: number): Promise<ReadResult | Error> {
+    const node = this.nodes.get(id);
+    if (node === undefined) return Promise.resolve(new Error('no node'));
+    let latest: Ack | null = null;
+    for (const a of this.acks) if (latest === null || a.index > latest.index) latest = a;
+    const applied = this.applied.get(id) ?? [];
+    const started = this.clock.now();
+    return node.readIndex(timeoutMs === undefined ? undefined : { timeoutMs }).then(
+      (index) => {
+        const result: ReadResult = { index, applied: node.status().appliedIndex, ackedBefore: latest?.index ?? 0 };
+        if (latest !== null) {
+          let found: string | undefined;
+          for (let k = applied.length - 1; k >= 0; k--) {
+            const a = applied[k] as { index: number; value: string };
+            if (a.index === latest.index) found = a.value;
+            if (a.index <= latest.index) break;
+          }
+          if (index < latest.index || found !== latest.value) {
+            this.staleReads.push(
+              `read at ${id} (began t=${started}, resolved t=${this.clock.now()}) returned index ${index}, state without ${latest.value}@${latest.index} acknowledged before it began (found ${String(found)})`,
+            );
+          }
+        }
+        this.reads.push(result);
+        return result;
+      },
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+
+  /** Fails if any read returned stale state. */
+  assertNoStaleReads(): void {
+    if (this.staleReads.length > 0) this.fail(`${this.staleReads.length} stale read(s): ${this.staleReads.slice(0, 3).join('; ')}`);
+  }
+
+  /** Stops node `id` with `stop({ transferLeadership: true })`, running the clock until it returns. */
+  async stopGracefully(id: string, maxMs = 5000): Promise<void> {
+    const node = this.nodes.get(id);
+    if (node === undefined) return;
+    let done = false;
+    void node.stop({ transferLeadership: true }).then(() => {
+      done = true;
+    });
+    await this.runUntil(() => done, maxMs, `graceful stop of ${id}`);
+    this.nodes.delete(id);
+    this.#views.delete(id);
   }
 
   /** Proposes and runs the clock until the proposal settles. */
