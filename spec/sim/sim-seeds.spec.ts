@@ -19,12 +19,16 @@ t.test('random fault schedules keep every Raft safety property and lose no ackno
   const list = seeds();
   let leaders = 0;
   let acks = 0;
+  let reads = 0;
+  let transfers = 0;
   let failures = 0;
   for (const seed of list) {
     try {
       const report = await runChaos({ seed });
       leaders += report.leaders;
       acks += report.acks;
+      reads += report.reads;
+      transfers += report.transfers;
     } catch (error) {
       failures++;
       t.fail((error as Error).message);
@@ -35,4 +39,6 @@ t.test('random fault schedules keep every Raft safety property and lose no ackno
   // The schedule must actually exercise elections and commits, or it proves nothing.
   t.ok(leaders >= list.length * 2, `elections happened (${leaders} leaders over ${list.length} seeds)`);
   t.ok(acks >= list.length * 10, `writes were acknowledged (${acks})`);
+  t.ok(reads >= list.length * 5, `linearizable reads resolved, none stale (${reads})`);
+  t.ok(transfers >= list.length / 2, `leadership transfers were attempted (${transfers})`);
 });

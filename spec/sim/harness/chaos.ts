@@ -1,7 +1,9 @@
 /**
  * One seeded random fault schedule: partitions, crashes and restarts that
  * lose unsynced writes, an unreliable network (drop, delay, reorder,
- * duplicate), client proposals throughout. The invariants are checked after
+ * duplicate), client proposals and linearizable reads at random nodes
+ * throughout (every read that resolves must reflect every write acknowledged
+ * before it began), and leadership transfers. The invariants are checked after
  * every step; at the end the faults heal and the cluster must recover with
  * every acknowledged proposal in every log.
  */
@@ -23,6 +25,10 @@ export interface ChaosReport {
   readonly leaders: number;
   readonly faults: number;
   readonly commitIndex: number;
+  /** Reads that resolved (each checked against the writes acknowledged before it). */
+  readonly reads: number;
+  /** Leadership transfers started. */
+  readonly transfers: number;
 }
 
 /** Runs one seed; throws a SimFailure naming the seed on any violation. */
@@ -36,6 +42,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const end = sim.clock.now() + duration;
   let faults = 0;
   let counter = 0;
+  let transfers = 0;
   const inflight = new Set<Promise<unknown>>();
   while (sim.clock.now() < end) {
     const slice = 20 + r.int(0, 80);
@@ -45,6 +52,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const p = sim.propose(`v${opts.seed}-${counter++}`);
       inflight.add(p);
       void p.then(() => inflight.delete(p));
+    }
+    // Client reads at a random live node.
+    if (r.chance(0.3)) {
+      const up = sim.up();
+      if (up.length > 0) {
+        const p = sim.read(r.pick(up), 1000);
+        inflight.add(p);
+        void p.then(() => inflight.delete(p));
+      }
+    }
+    // Now and then the leader hands over, to a random voter or the most up-to-date one.
+    if (r.chance(0.03)) {
+      const leader = sim.leader();
+      if (leader !== null) {
+        transfers++;
+        const target = r.chance(0.5) ? null : r.pick(sim.ids);
+        void leader.transferLeadership(target).catch(() => undefined);
+      }
     }
     if (r.chance(0.25)) {
       faults++;
@@ -75,17 +100,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   sim.network.heal();
   sim.network.setUnreliable(false);
   for (const id of sim.ids) await sim.restart(id);
-  await sim.waitLeader(10_000);
-  const marker = await sim.commit(`final-${opts.seed}`, 10_000);
-  if (marker instanceof Error) {
-    // A leader change can race the marker; one retry at the new leader.
+  // A leader change or a leadership transfer still under way (at most one election timeout) can
+  // race the marker: retry at whoever leads.
+  let marker: Error | null = null;
+  for (let attempt = 0; attempt < 4; attempt++) {
     await sim.waitLeader(10_000);
-    const again = await sim.commit(`final2-${opts.seed}`, 10_000);
-    if (again instanceof Error) sim.fail(`cluster did not recover: ${again.message}`);
+    const out = await sim.commit(`final${attempt}-${opts.seed}`, 10_000);
+    marker = out instanceof Error ? out : null;
+    if (marker === null) break;
+    await sim.run(100);
   }
+  if (marker !== null) sim.fail(`cluster did not recover: ${marker.message}`);
   const target = Math.max(0, ...sim.acks.map((a) => a.index));
   await sim.runUntil(() => sim.minCommitIndex() >= target, 10_000, 'log convergence');
   sim.assertAcksDurable();
+  sim.assertNoStaleReads();
   const report: ChaosReport = {
     seed: opts.seed,
     size,
@@ -94,6 +123,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     leaders: sim.checker.stats().leaders,
     faults,
     commitIndex: sim.checker.stats().maxCommitIndex,
+    reads: sim.reads.length,
+    transfers,
   };
   await sim.stop();
   return report;
