@@ -35,7 +35,10 @@ export interface ChaosReport {
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const seedRandom = (opts.seed * 2654435761) >>> 0;
   const size = seedRandom % 2 === 0 ? 3 : 5;
-  const sim = new SimCluster({ seed: opts.seed, size, latencyMs: [1, 8], syncDelayMs: [0, 3] });
+  // A quarter of the seeds run without check quorum: a partitioned leader then keeps leading its
+  // minority, and every read it is asked must still wait for a quorum round (and never resolve).
+  const checkQuorum = (seedRandom >>> 1) % 4 !== 0;
+  const sim = new SimCluster({ seed: opts.seed, size, latencyMs: [1, 8], syncDelayMs: [0, 3], node: { checkQuorum } });
   const r = sim.random.fork();
   await sim.start();
   const duration = opts.durationMs ?? 5000;
