@@ -22,6 +22,10 @@ export {
   type RaftEvent,
   type ProposalResult,
   type ProposeOptions,
+  type ReadOptions,
+  type TransferOptions,
+  type StopOptions,
+  type TransferAbortReason,
 } from './actors/node.actor.js';
 export type { RaftNodeOptions, StateMachine, AppliedEntry } from './actors/options.js';
 export {
@@ -30,6 +34,7 @@ export {
   ShutdownError,
   TimeoutError,
   LeadershipLostError,
+  LeadershipTransferError,
   ConfigurationError,
   StorageError,
   StorageCorruptionError,
@@ -73,6 +78,11 @@ export {
   type ReplicaRefs,
   type AppendEntriesIntent,
   type AppendProposalsIntent,
+  type ReadMode,
+  type PendingRead,
+  type ConfirmedRead,
+  type RejectReadsIntent,
+  type TransferRefusal,
 } from './machines/node.machine.js';
 export {
   replicaMachine,

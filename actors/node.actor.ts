@@ -292,6 +292,8 @@ interface ApplyWait {
 /** A leadership transfer this node started. */
 interface Transfer {
   readonly waiter: Waiter<void>;
+  /** How long the leader tries before aborting. */
+  readonly timeoutMs: number;
   target: ServerId | null;
   /** The leader stepped down; waiting to learn that the target leads. */
   steppedDown: boolean;
@@ -652,7 +654,7 @@ class Node<R> implements RaftNode<R> {
     const actor = this.#actor;
     return new Promise<void>((resolve, reject) => {
       const waiter = new Waiter<void>(resolve, reject, this.#clearTimer);
-      const transfer: Transfer = { waiter, target: id ?? null, steppedDown: false };
+      const transfer: Transfer = { waiter, timeoutMs, target: id ?? null, steppedDown: false };
       this.#transfer = transfer;
       actor.send({ type: 'client.transfer', target: id ?? null, timeoutMs });
       this.#scheduleTurn();
@@ -684,8 +686,7 @@ class Node<R> implements RaftNode<R> {
     if (transfer === null) return;
     this.#transfer = null;
     if (transfer.target !== null) this.#events$.next({ type: 'transferAborted', target: transfer.target, reason, term: this.#hardState.term });
-    const timeoutMs = this.#opts.electionTimeoutMs[1];
-    if (reason === 'timeout') transfer.waiter.reject(new TimeoutError('leadership transfer', timeoutMs));
+    if (reason === 'timeout') transfer.waiter.reject(new TimeoutError('leadership transfer', transfer.timeoutMs));
     else if (reason === 'shutdown') transfer.waiter.reject(new ShutdownError('leadership transfer'));
     else transfer.waiter.reject(new LeadershipTransferError(transfer.target, `another node took over (${String(this.#leader.leaderId)})`));
   }
