@@ -259,6 +259,8 @@ class Batch<R> {
 class Waiter<T> {
   settled = false;
   timer: TimerHandle | null = null;
+  /** Reads: the batch (request id) it was sent in, once sent. */
+  batchId: number | null = null;
   constructor(
     readonly onResolve: (value: T) => void,
     readonly onReject: (error: unknown) => void,
@@ -314,6 +316,8 @@ const internalsOf = new WeakMap<object, NodeInternals>();
 
 /** What the simulator may look at inside a node. Not part of the stable API. */
 export interface NodeInternals {
+  /** Read batches waiting for the leader's answer (a leak check). */
+  readonly pendingReadBatches: () => number;
   /** The live log (replaced on `start()`). */
   readonly log: RaftLog;
   /** Role, term and commit index from the machine, without building a full status. */
@@ -399,6 +403,7 @@ class Node<R> implements RaftNode<R> {
 
   #publishInternals(): void {
     internalsOf.set(this, {
+      pendingReadBatches: () => this.#readBatches.size,
       log: this.#log,
       state: () => {
         const snapshot = this.#actor?.getSnapshot();
@@ -634,7 +639,12 @@ class Node<R> implements RaftNode<R> {
     if (this.#state !== 'running') return Promise.reject(new ShutdownError(what));
     return new Promise<number>((resolve, reject) => {
       const waiter = new Waiter<number>(resolve, reject, this.#clearTimer);
-      waiter.timer = this.#clock.setTimeout(() => waiter.reject(new TimeoutError(what, timeoutMs)), timeoutMs);
+      waiter.timer = this.#clock.setTimeout(() => {
+        waiter.reject(new TimeoutError(what, timeoutMs));
+        // A batch whose reads all timed out is forgotten (its answer may never come).
+        const batch = waiter.batchId === null ? undefined : this.#readBatches.get(waiter.batchId);
+        if (batch?.every((r) => r.settled) === true) this.#readBatches.delete(waiter.batchId as number);
+      }, timeoutMs);
       queue(waiter);
       this.#scheduleTurn();
     });
@@ -763,6 +773,7 @@ class Node<R> implements RaftNode<R> {
       this.#reads = [];
       if (reads.length > 0) {
         const id = ++this.#readSeq;
+        for (const r of reads) r.batchId = id;
         this.#readBatches.set(id, reads);
         this.#actor.send({ type: 'client.read', id });
       }

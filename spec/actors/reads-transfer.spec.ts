@@ -4,6 +4,7 @@
  * nothing sleeps.
  */
 import t from 'tap';
+import { nodeInternals } from '../../actors/node.actor.js';
 import { resolveOptions, type RaftNodeOptions } from '../../actors/options.js';
 import { ConfigurationError } from '../../errors.js';
 import { MemoryStorage } from '../../adapters/storage/memory.js';
@@ -61,7 +62,7 @@ t.test('a single-voter cluster: reads, barrier, transfer refusal, graceful stop 
   await t.rejects(node.transferLeadership(), { code: 'SHUTDOWN' });
 });
 
-t.test('a read times out with TimeoutError when the leader cannot reach a quorum [seed 602]', async (t) => {
+t.test('a read times out with TimeoutError when the leader cannot reach a quorum; timed-out follower reads are forgotten [seed 602]', async (t) => {
   const sim = new SimCluster({ seed: 602, size: 3, node: { checkQuorum: false } });
   t.teardown(() => sim.stop());
   await sim.start();
@@ -78,7 +79,24 @@ t.test('a read times out with TimeoutError when the leader cannot reach a quorum
       out = e;
     },
   );
-  await sim.runUntil(() => out !== undefined, 1000, 'the read settles');
+
+  // A follower cut off from its leader (which it still knows): its forwarded reads time out and are forgotten.
+  const follower = sim.ids.find((id) => id !== leader.id) as string;
+  const node = sim.nodes.get(follower) as NonNullable<ReturnType<typeof sim.nodes.get>>;
+  t.equal(sim.stateOf(follower).leaderId, leader.id);
+  const errors: Error[] = [];
+  for (let i = 0; i < 3; i++) {
+    void node.readIndex({ timeoutMs: 50 }).catch((e: Error) => {
+      errors.push(e);
+    });
+    await sim.run(5);
+  }
+  t.equal(nodeInternals(node).pendingReadBatches(), 3, 'three batches forwarded, unanswered');
+  await sim.runUntil(() => errors.length === 3, 500, 'the follower reads settle');
+  t.ok(errors.every((e) => (e as Error & { code?: string }).code === 'TIMEOUT'), 'they time out');
+  t.equal(nodeInternals(node).pendingReadBatches(), 0, 'no batch left behind');
+
+  await sim.runUntil(() => out !== undefined, 1000, 'the leader read settles');
   t.match(out, { code: 'TIMEOUT' });
   t.equal(sim.clock.now() - started, 250, 'after exactly its timeout');
   t.equal(sim.stateOf(leader.id).role, 'leader', 'it still believes it leads');
