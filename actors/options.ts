@@ -64,12 +64,13 @@ export interface RaftNodeOptions<R = unknown> {
    *
    * `'lease'` (requires `checkQuorum: true`): a leader that heard from a quorum answer a heartbeat
    * round serves reads without a new round for 90 % of the minimum election timeout, counted from
-   * when that round was **sent**. Safe only under two assumptions: (1) bounded clock drift — any
-   * two servers' clocks advance at rates within 10 % of each other over an election timeout (no
-   * synchronized time needed); (2) a follower that restarts within the lease after acknowledging
-   * a round does not vote for a new leader before its minimum election timeout has passed (a
-   * restart loses leader stickiness). A leader that started a leadership transfer stops using its
-   * lease for the rest of its term.
+   * when that round was **sent**. Followers that answered it refuse other candidates for a minimum
+   * election timeout from when they received it (leader stickiness), and in lease mode a node
+   * also refuses (pre-)votes for a minimum election timeout after it starts, so a follower that
+   * restarts cannot shorten that. Safe under a **bounded clock drift** assumption: any two
+   * servers' clocks advance at rates within 10 % of each other over an election timeout (no
+   * synchronized time is needed). A leader that started a leadership transfer stops using its
+   * lease for the rest of its term (transfer votes bypass stickiness).
    */
   readonly readMode?: ReadMode;
   /** How long `propose` waits before rejecting with `TimeoutError`; also the default timeout of `readIndex` and `barrier`. Default 10000. */

@@ -186,6 +186,12 @@ export interface NodeContext {
   readonly transferSent: boolean;
   /** Candidate: this campaign follows a `timeoutNow`; its vote requests carry `transfer: true`. */
   readonly campaignTransfer: boolean;
+  /**
+   * Lease mode: for the first minimum election timeout after start this node ignores (pre-)vote
+   * requests, as if it had just heard from a leader. A follower that acknowledged a leader's round
+   * and restarted therefore cannot help elect a new leader while that leader's lease may run.
+   */
+  readonly startQuiet: boolean;
 }
 
 /** A message after the term gate, addressed to the active role. */
@@ -691,6 +697,7 @@ export const nodeMachine = setup({
     },
     checkQuorumOn: ({ context }) => context.checkQuorum,
     isTransferring: ({ context }) => context.transferTarget !== null,
+    isStartQuiet: ({ context }) => context.startQuiet,
     canTransfer: ({ context, event }) =>
       event.type === 'client.transfer' && context.transferTarget === null && 'target' in pickTarget(context, event.target),
     /** `timeoutNow` from the leader we follow, received by a voter. */
@@ -746,13 +753,17 @@ export const nodeMachine = setup({
     transferTimeoutMs: input.electionTimeoutMs,
     transferSent: false,
     campaignTransfer: false,
+    startQuiet: input.readMode === 'lease',
   }),
   initial: 'follower',
+  // Lease mode: the quiet period after start ends (see `startQuiet`).
+  after: { leaseTimeout: { actions: assign({ startQuiet: false }) } },
   on: {
     // The term gate (§5.1): runs before any role sees a message.
     'msg.receive': [
       { guard: 'isStale', actions: 'answerStale' },
       { guard: and(['isDisruptive', stateIn('#node.follower.led')]) },
+      { guard: and(['isDisruptive', 'isStartQuiet']) },
       { guard: and(['isDisruptive', stateIn('#node.leader'), 'checkQuorumOn']) },
       { guard: 'isHigherTerm', target: '.follower', actions: ['adoptTerm', 'route'] },
       { guard: and(['isLeaderMessage', not(stateIn('#node.follower'))]), target: '.follower', actions: ['setLeader', 'route'] },

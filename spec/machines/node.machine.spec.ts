@@ -970,3 +970,22 @@ t.test('§3.10 timeoutNow: the target campaigns at once, skipping pre-vote, and 
   learner.receive({ type: 'timeoutNow', term: 2, from: 'b', to: 'l' });
   t.equal(learner.state(), 'follower.led', 'a learner never campaigns');
 });
+
+t.test('§6.4.1 lease mode: a node ignores (pre-)vote requests for the first election timeout after start', async (t) => {
+  const quiet = node({ term: 2, terms: [1, 2], readMode: 'lease', electionTimeout: () => 2 * T });
+  quiet.receive(msg.preVote('c', 'a', 3, 2, 2));
+  quiet.receive(msg.vote('c', 'a', 3, 2, 2));
+  t.same(quiet.take(), [], 'just restarted: it may have acknowledged a leader whose lease still runs');
+  t.equal(quiet.hard(), 'term=2 votedFor=none leader=none commit=0', 'and its term did not move');
+  quiet.receive(msg.vote('c', 'a', 3, 2, 2, true));
+  t.same(quiet.take(), ['a→c voteResponse t3 granted'], 'a transfer vote still goes through');
+
+  const later = node({ term: 2, terms: [1, 2], readMode: 'lease', electionTimeout: () => 2 * T });
+  later.clock.advanceBy(T);
+  later.receive(msg.vote('c', 'a', 3, 2, 2));
+  t.same(later.take(), ['a→c voteResponse t3 granted'], 'after one election timeout it votes');
+
+  const plain = node({ term: 2, terms: [1, 2] });
+  plain.receive(msg.vote('c', 'a', 3, 2, 2));
+  t.same(plain.take(), ['a→c voteResponse t3 granted'], 'without lease mode there is no quiet period');
+});
