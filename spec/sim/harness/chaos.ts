@@ -3,7 +3,8 @@
  * lose unsynced writes, an unreliable network (drop, delay, reorder,
  * duplicate), client proposals and linearizable reads at random nodes
  * throughout (every read that resolves must reflect every write acknowledged
- * before it began), and leadership transfers. The invariants are checked after
+ * before it began), and leadership transfers. A quarter of the seeds run
+ * without check quorum, and a third of the others use lease reads. The invariants are checked after
  * every step; at the end the faults heal and the cluster must recover with
  * every acknowledged proposal in every log.
  */
@@ -38,7 +39,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   // A quarter of the seeds run without check quorum: a partitioned leader then keeps leading its
   // minority, and every read it is asked must still wait for a quorum round (and never resolve).
   const checkQuorum = (seedRandom >>> 1) % 4 !== 0;
-  const sim = new SimCluster({ seed: opts.seed, size, latencyMs: [1, 8], syncDelayMs: [0, 3], node: { checkQuorum } });
+  // A third of the others serve reads from the leader lease.
+  const readMode = checkQuorum && (seedRandom >>> 3) % 3 === 0 ? 'lease' : 'readIndex';
+  const sim = new SimCluster({ seed: opts.seed, size, latencyMs: [1, 8], syncDelayMs: [0, 3], node: { checkQuorum, readMode } });
   const r = sim.random.fork();
   await sim.start();
   const duration = opts.durationMs ?? 5000;
