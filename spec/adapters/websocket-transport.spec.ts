@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
 import { WebSocket } from 'ws';
-import { encodeFrame } from '../../adapters/codec.js';
+import { CODEC_VERSION, encodeFrame } from '../../adapters/codec.js';
 import { WebSocketTransport } from '../../adapters/transport/websocket.js';
 import type { TransportLogEntry, WebSocketTransportOptions } from '../../adapters/transport/websocket.js';
 import { ConfigurationError, TransportError } from '../../errors.js';
@@ -222,7 +222,7 @@ t.test('raw clients sending garbage before or after the handshake are dropped an
   t.equal(raw.serverId, 'b');
   raw.ws.send(encodeFrame([hb('r', 'b', 5), hb('r', 'someone-else', 6), hb('mallory', 'b', 7)]));
   await b.inbox.waitFor((ms) => ms.length >= 1, 5000, 'the raw frame');
-  raw.ws.send(Uint8Array.of(1, 0, 0, 0, 9, 0xee));
+  raw.ws.send(Uint8Array.of(CODEC_VERSION, 0, 0, 0, 9, 0xee));
   t.equal(await raw.closed, 4002, 'garbage after the handshake: closed with 4002');
   await logged(b, /undecodable frame from r at .*: message count at offset 1/, 'warn');
   t.same(b.inbox.items, [hb('r', 'b', 5)], 'only the message to b from the authenticated sender was delivered');
