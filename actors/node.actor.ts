@@ -198,34 +198,53 @@ export interface RaftNode<R = unknown> {
   readonly events$: Observable<RaftEvent>;
 }
 
-/**
- * One proposal's promise. Settles once; a settled proposal ignores later
- * outcomes (a timed-out proposal that commits anyway stays rejected).
- */
-class Proposal<R> {
-  term = 0;
+/** One pending operation (read, barrier, transfer, proposal): settles once, clears its timer. */
+class Waiter<T> {
   settled = false;
-  batch: Batch<R> | null = null;
   timer: TimerHandle | null = null;
+  /** Reads: the batch (request id) it was sent in, once sent. */
+  batchId: number | null = null;
   constructor(
-    readonly data: Uint8Array,
-    readonly onResolve: (value: ProposalResult<R>) => void,
+    readonly onResolve: (value: T) => void,
     readonly onReject: (error: unknown) => void,
     readonly clearTimer: (timer: TimerHandle) => void,
   ) {}
 
-  resolve(value: ProposalResult<R>): void {
-    if (this.#finish()) this.onResolve(value);
+  resolve(value: T): void {
+    if (this.finish()) this.onResolve(value);
   }
 
   reject(error: unknown): void {
-    if (this.#finish()) this.onReject(error);
+    if (this.finish()) this.onReject(error);
   }
 
-  #finish(): boolean {
+  /** Marks it settled; false if it already was. */
+  protected finish(): boolean {
     if (this.settled) return false;
     this.settled = true;
     if (this.timer !== null) this.clearTimer(this.timer);
+    return true;
+  }
+}
+
+/**
+ * One proposal's promise. Settles once; a settled proposal ignores later
+ * outcomes (a timed-out proposal that commits anyway stays rejected).
+ */
+class Proposal<R> extends Waiter<ProposalResult<R>> {
+  term = 0;
+  batch: Batch<R> | null = null;
+  constructor(
+    readonly data: Uint8Array,
+    onResolve: (value: ProposalResult<R>) => void,
+    onReject: (error: unknown) => void,
+    clearTimer: (timer: TimerHandle) => void,
+  ) {
+    super(onResolve, onReject, clearTimer);
+  }
+
+  protected override finish(): boolean {
+    if (!super.finish()) return false;
     this.batch?.settledOne();
     return true;
   }
@@ -255,33 +274,6 @@ class Batch<R> {
   }
 }
 
-/** One pending read, barrier or transfer: settles once, clears its timer. */
-class Waiter<T> {
-  settled = false;
-  timer: TimerHandle | null = null;
-  /** Reads: the batch (request id) it was sent in, once sent. */
-  batchId: number | null = null;
-  constructor(
-    readonly onResolve: (value: T) => void,
-    readonly onReject: (error: unknown) => void,
-    readonly clearTimer: (timer: TimerHandle) => void,
-  ) {}
-
-  resolve(value: T): void {
-    if (this.#finish()) this.onResolve(value);
-  }
-
-  reject(error: unknown): void {
-    if (this.#finish()) this.onReject(error);
-  }
-
-  #finish(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    if (this.timer !== null) this.clearTimer(this.timer);
-    return true;
-  }
-}
 
 /** A confirmed read or a barrier, waiting for the apply to reach `index`. */
 interface ApplyWait {

@@ -243,6 +243,14 @@ type Ev = NodeEvent;
 
 const EMPTY = new Uint8Array(0);
 
+/** The per-term leader bookkeeping (read rounds, lease, transfer), fresh: at start and whenever a node becomes leader. */
+function freshLeaderState(): Pick<
+  NodeContext,
+  'round' | 'beats' | 'reads' | 'leaseRound' | 'leaseHeld' | 'transferTarget' | 'transferSent' | 'campaignTransfer'
+> {
+  return { round: 0, beats: {}, reads: [], leaseRound: 0, leaseHeld: false, transferTarget: null, transferSent: false, campaignTransfer: false };
+}
+
 function isMember(ctx: Ctx, id: ServerId): boolean {
   return ctx.voters.includes(id) || ctx.learners.includes(id);
 }
@@ -482,14 +490,7 @@ export const nodeMachine = setup({
         match: {},
         active: {},
         votes: {},
-        round: 0,
-        beats: {},
-        reads: [],
-        leaseRound: 0,
-        leaseHeld: false,
-        transferTarget: null,
-        transferSent: false,
-        campaignTransfer: false,
+        ...freshLeaderState(),
       });
       enqueue({ type: 'appendProposals', params: { term: context.term, type: 'noop', payloads: [EMPTY] } });
       enqueue('spawnReplicas');
@@ -744,15 +745,8 @@ export const nodeMachine = setup({
     limits: input.limits,
     readMode: input.readMode ?? 'readIndex',
     leaseMs: input.leaseMs ?? Math.floor(input.electionTimeoutMs * 0.9),
-    round: 0,
-    beats: {},
-    reads: [],
-    leaseRound: 0,
-    leaseHeld: false,
-    transferTarget: null,
+    ...freshLeaderState(),
     transferTimeoutMs: input.electionTimeoutMs,
-    transferSent: false,
-    campaignTransfer: false,
     startQuiet: input.readMode === 'lease',
   }),
   initial: 'follower',

@@ -34,6 +34,7 @@ import type { AbstractLevel } from 'abstract-level';
 import { ConfigurationError, ShutdownError, StorageCorruptionError, StorageError } from '../../errors.js';
 import type { EntryType, HardState, LogEntry } from '../../machines/types.js';
 import type { RaftStorage, StorageWrite, StoredState } from './storage.js';
+import { invalidWrite } from './validate.js';
 
 /**
  * Options of {@link LevelStorage}: exactly one of `path` and `db`.
@@ -476,7 +477,12 @@ export class LevelStorage implements RaftStorage {
     if (this.#state === 'closed' || this.#state === 'closing') return quietReject(new ShutdownError('storage write'));
     const unusable = this.#unusable('write');
     if (unusable !== null) return Promise.reject(unusable);
-    const invalid = this.#validate(write);
+    const invalid = invalidWrite(write, {
+      firstIndex: this.#firstIndex,
+      lastIndex: this.#lastIndex,
+      termAt: (i) => this.#termAt(i),
+      hardState: this.#hardState,
+    });
     if (invalid !== null) return Promise.reject(new StorageError(`invalid write: ${invalid}`));
 
     const ops: Op[] = [];
@@ -817,47 +823,6 @@ export class LevelStorage implements RaftStorage {
     return (runs[lo] as TermRun).term;
   }
 
-  /** Why `write` is invalid against the accepted state, or `null`. */
-  #validate(write: StorageWrite): string | null {
-    if (typeof write !== 'object' || write === null) return 'not an object';
-    const first = this.#firstIndex;
-    let last = this.#lastIndex;
-    const { truncateFrom, entries, hardState } = write;
-    if (truncateFrom !== undefined) {
-      if (!Number.isSafeInteger(truncateFrom) || truncateFrom < first) {
-        return `truncateFrom must be an integer >= ${first}, got ${truncateFrom}`;
-      }
-      if (truncateFrom <= last) last = truncateFrom - 1;
-    }
-    if (!Array.isArray(entries)) return 'entries must be an array';
-    if (entries.length > 0) {
-      let prevTerm = this.#termAt(last);
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i] as LogEntry;
-        if (typeof e !== 'object' || e === null) return `entries[${i}] is not an entry`;
-        if (e.index !== last + 1 + i) {
-          return `entries[${i}].index must be ${last + 1 + i} (contiguous after index ${last}), got ${e.index}`;
-        }
-        if (!Number.isSafeInteger(e.term) || e.term < 1) return `entries[${i}].term must be an integer >= 1, got ${e.term}`;
-        if (e.term < prevTerm) return `entries[${i}].term ${e.term} is below the previous entry's term ${prevTerm}`;
-        if (!Object.hasOwn(TYPE_CODES, e.type)) return `entries[${i}].type must be normal, noop or config, got ${String(e.type)}`;
-        if (!(e.data instanceof Uint8Array)) return `entries[${i}].data must be a Uint8Array`;
-        prevTerm = e.term;
-      }
-    }
-    if (hardState !== undefined) {
-      const cur = this.#hardState;
-      if (typeof hardState !== 'object' || hardState === null) return 'hardState must be an object';
-      const { term, votedFor } = hardState;
-      if (!Number.isSafeInteger(term) || term < 0) return `hardState.term must be an integer >= 0, got ${term}`;
-      if (term < cur.term) return `hardState.term must not decrease (${cur.term} -> ${term})`;
-      if (votedFor !== null && typeof votedFor !== 'string') return 'hardState.votedFor must be a string or null';
-      if (term === cur.term && cur.votedFor !== null && votedFor !== cur.votedFor) {
-        return `hardState.votedFor must not change within term ${term} (${cur.votedFor} -> ${String(votedFor)})`;
-      }
-    }
-    return null;
-  }
 
   #enqueue(job: Job): void {
     this.#queue.push(job);

@@ -9,6 +9,7 @@ import type { HardState, LogEntry } from '../../machines/types.js';
 import { systemClock } from '../clock.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { RaftStorage, StorageWrite, StoredState } from './storage.js';
+import { invalidWrite } from './validate.js';
 
 /** Options of {@link MemoryStorage}. */
 export interface MemoryStorageOptions {
@@ -173,7 +174,12 @@ export class MemoryStorage implements RaftStorage {
         ? quietReject(new ShutdownError('storage write'))
         : Promise.reject(this.#notOpen('write'));
     }
-    const invalid = this.#validate(write);
+    const invalid = invalidWrite(write, {
+      firstIndex: this.#firstIndex,
+      lastIndex: this.#lastIndex(),
+      termAt: (i) => (i >= this.#firstIndex ? (this.#log[i - this.#firstIndex] as LogEntry).term : 0),
+      hardState: this.#hardState,
+    });
     if (invalid !== null) return Promise.reject(new StorageError(`invalid write: ${invalid}`));
 
     let raw: number;
@@ -289,42 +295,6 @@ export class MemoryStorage implements RaftStorage {
     this.#durableHardState = apply(this.#durableLog, this.#firstIndex, write) ?? this.#durableHardState;
   }
 
-  /** Why `write` is invalid against the current log, or `null`. */
-  #validate(write: StorageWrite): string | null {
-    const first = this.#firstIndex;
-    let last = this.#lastIndex();
-    const { truncateFrom, entries, hardState } = write;
-    if (truncateFrom !== undefined) {
-      if (!Number.isInteger(truncateFrom) || truncateFrom < first) {
-        return `truncateFrom must be an integer >= ${first}, got ${truncateFrom}`;
-      }
-      if (truncateFrom <= last) last = truncateFrom - 1;
-    }
-    if (!Array.isArray(entries)) return 'entries must be an array';
-    if (entries.length > 0) {
-      let prevTerm = last >= first ? (this.#log[last - first] as LogEntry).term : 0;
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i] as LogEntry;
-        if (e.index !== last + 1 + i) {
-          return `entries[${i}].index must be ${last + 1 + i} (contiguous after index ${last}), got ${e.index}`;
-        }
-        if (!Number.isInteger(e.term) || e.term < 1) return `entries[${i}].term must be an integer >= 1, got ${e.term}`;
-        if (e.term < prevTerm) return `entries[${i}].term ${e.term} is below the previous entry's term ${prevTerm}`;
-        prevTerm = e.term;
-      }
-    }
-    if (hardState !== undefined) {
-      const cur = this.#hardState;
-      const { term, votedFor } = hardState;
-      if (!Number.isInteger(term) || term < 0) return `hardState.term must be an integer >= 0, got ${term}`;
-      if (term < cur.term) return `hardState.term must not decrease (${cur.term} -> ${term})`;
-      if (votedFor !== null && typeof votedFor !== 'string') return 'hardState.votedFor must be a string or null';
-      if (term === cur.term && cur.votedFor !== null && votedFor !== cur.votedFor) {
-        return `hardState.votedFor must not change within term ${term} (${cur.votedFor} -> ${String(votedFor)})`;
-      }
-    }
-    return null;
-  }
 }
 
 /** Applies a validated write to `log` in place; returns the new hard state, if any. */

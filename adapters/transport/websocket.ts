@@ -892,6 +892,11 @@ export class WebSocketTransport implements Transport {
   }
 
   /** Logs and counts a refused handshake, tells the peer why (when the server side), and closes. */
+  /** The client's `hello`: who we are, our nonce and our proof (empty when we only announce ourselves before refusing). */
+  #sendHello(conn: Conn, nonce: string, proof: string): void {
+    this.#sendJson(conn, { type: 'hello', version: HANDSHAKE_VERSION, cluster: this.#clusterId, id: this.#id, boot: this.#boot, nonce, proof });
+  }
+
   #refuse(conn: Conn, reason: RejectReason | null, code: number, closeReason: string, message: string): void {
     if (conn.refused) return;
     conn.refused = true;
@@ -900,15 +905,7 @@ export class WebSocketTransport implements Transport {
     if (reason !== null && !conn.outbound) this.#sendJson(conn, { type: 'reject', reason, message });
     if (conn.outbound && (reason === 'cluster' || reason === 'version')) {
       // Tell the server who we are (without a proof), so it logs the mismatch too.
-      this.#sendJson(conn, {
-        type: 'hello',
-        version: HANDSHAKE_VERSION,
-        cluster: this.#clusterId,
-        id: this.#id,
-        boot: this.#boot,
-        nonce: randomBytes(NONCE_BYTES).toString('base64'),
-        proof: '',
-      });
+      this.#sendHello(conn, randomBytes(NONCE_BYTES).toString('base64'), '');
     }
     this.#close(conn, code, closeReason);
   }
@@ -1014,15 +1011,7 @@ export class WebSocketTransport implements Transport {
     conn.serverNonce = msg.nonce;
     conn.clientNonce = randomBytes(NONCE_BYTES).toString('base64');
     conn.phase = 'welcome';
-    this.#sendJson(conn, {
-      type: 'hello',
-      version: HANDSHAKE_VERSION,
-      cluster: this.#clusterId,
-      id: this.#id,
-      boot: this.#boot,
-      nonce: conn.clientNonce,
-      proof: this.#proof('client', this.#id, msg.id, conn.serverNonce, conn.clientNonce).toString('base64'),
-    });
+    this.#sendHello(conn, conn.clientNonce, this.#proof('client', this.#id, msg.id, conn.serverNonce, conn.clientNonce).toString('base64'));
   }
 
   #onHello(conn: Conn, msg: Record<string, unknown>): void {
