@@ -47,6 +47,7 @@ export { seededRandom, systemRandom, type Random, type SeededRandom } from './ad
 export type { RaftStorage, StorageWrite, StoredState } from './adapters/storage/storage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './adapters/storage/memory.js';
 export { LevelStorage, LEVEL_FORMAT_VERSION, type LevelStorageOptions, type LevelRecovery } from './adapters/storage/level.js';
+export { crc32Js, type Crc32 } from './adapters/storage/crc32.js';
 export type { Transport, MessageHandler } from './adapters/transport/transport.js';
 export { MemoryNetwork, type MemoryNetworkOptions, type UnreliableOptions, type NetworkStats } from './adapters/transport/memory.js';
 export {

@@ -7,7 +7,7 @@
  * ## Record layout (format version 1)
  *
  * Keys and values are binary (`'view'` encoding). Every value is
- * `crc32 (4 bytes, big-endian) ‖ body`, where the CRC-32 (zlib's) covers the
+ * `crc32 (4 bytes, big-endian) ‖ body`, where the CRC-32 (IEEE, as zlib's) covers the
  * key bytes followed by the body, so a record that is truncated, bit-flipped
  * or stored under the wrong key fails its check. Integers called `u64` below
  * are 8-byte big-endian unsigned integers holding JS safe integers.
@@ -29,12 +29,12 @@
  *
  * @module
  */
-import { crc32 } from 'node:zlib';
 import type { AbstractLevel } from 'abstract-level';
 import { ConfigurationError, ShutdownError, StorageCorruptionError, StorageError } from '../../errors.js';
 import type { EntryType, HardState, LogEntry } from '../../machines/types.js';
 import type { RaftStorage, StorageWrite, StoredState } from './storage.js';
 import { invalidWrite } from './validate.js';
+import { crc32Js, loadCrc32, type Crc32 } from './crc32.js';
 
 /**
  * Options of {@link LevelStorage}: exactly one of `path` and `db`.
@@ -68,6 +68,14 @@ export interface LevelStorageOptions {
    * {@link StorageCorruptionError}, for operators who prefer to look first.
    */
   readonly tornTail?: 'repair' | 'reject';
+  /**
+   * The CRC-32 implementation. By default Node's native `zlib.crc32` when the
+   * runtime has it, otherwise the portable {@link crc32Js} (browsers, Node
+   * before 20.15) — both compute the same CRC-32 (IEEE 802.3), so stores move
+   * between runtimes. Give one only to force the portable code or to supply a
+   * faster equivalent; any other function makes existing stores unreadable.
+   */
+  readonly crc32?: Crc32;
 }
 
 /** What the last {@link LevelStorage.open} repaired: the torn tail it deleted. */
@@ -145,26 +153,26 @@ function printableKey(key: Uint8Array): string {
 }
 
 /** Stamps the checksum of `key ‖ value[4..]` into `value[0..4]`; returns `value`. */
-function seal(key: Uint8Array, value: Uint8Array): Uint8Array {
+function seal(crc32: Crc32, key: Uint8Array, value: Uint8Array): Uint8Array {
   dataView(value).setUint32(0, crc32(value.subarray(CRC_BYTES), crc32(key)));
   return value;
 }
 
 /** The body of a record whose checksum holds, or `null`. */
-function unseal(key: Uint8Array, value: Uint8Array): Uint8Array | null {
+function unseal(crc32: Crc32, key: Uint8Array, value: Uint8Array): Uint8Array | null {
   if (value.length < CRC_BYTES) return null;
   const body = value.subarray(CRC_BYTES);
   return dataView(value).getUint32(0) === crc32(body, crc32(key)) ? body : null;
 }
 
-function encodeEntry(key: Uint8Array, e: LogEntry): Uint8Array {
+function encodeEntry(crc32: Crc32, key: Uint8Array, e: LogEntry): Uint8Array {
   const value = new Uint8Array(CRC_BYTES + ENTRY_HEADER + e.data.length);
   const view = dataView(value);
   value[CRC_BYTES] = TYPE_CODES[e.type];
   setU64(view, CRC_BYTES + 1, e.index);
   setU64(view, CRC_BYTES + 9, e.term);
   value.set(e.data, CRC_BYTES + ENTRY_HEADER);
-  return seal(key, value);
+  return seal(crc32, key, value);
 }
 
 /** Decodes a checked entry body; the data is copied, so callers may keep or mutate it. */
@@ -180,13 +188,13 @@ function decodeEntry(body: Uint8Array): LogEntry | string {
   return { index, term, type, data: new Uint8Array(body.subarray(ENTRY_HEADER)) };
 }
 
-function encodeHardState(hs: HardState): Uint8Array {
+function encodeHardState(crc32: Crc32, hs: HardState): Uint8Array {
   const vote = hs.votedFor === null ? new Uint8Array(0) : utf8.encode(hs.votedFor);
   const value = new Uint8Array(CRC_BYTES + 9 + vote.length);
   setU64(dataView(value), CRC_BYTES, hs.term);
   value[CRC_BYTES + 8] = hs.votedFor === null ? 0 : 1;
   value.set(vote, CRC_BYTES + 9);
-  return seal(HARD_STATE_KEY, value);
+  return seal(crc32, HARD_STATE_KEY, value);
 }
 
 function decodeHardState(body: Uint8Array): HardState | string {
@@ -203,17 +211,17 @@ function decodeHardState(body: Uint8Array): HardState | string {
   }
 }
 
-function encodeFirst(firstIndex: number, prevTerm: number): Uint8Array {
+function encodeFirst(crc32: Crc32, firstIndex: number, prevTerm: number): Uint8Array {
   const value = new Uint8Array(CRC_BYTES + 16);
   setU64(dataView(value), CRC_BYTES, firstIndex);
   setU64(dataView(value), CRC_BYTES + 8, prevTerm);
-  return seal(FIRST_KEY, value);
+  return seal(crc32, FIRST_KEY, value);
 }
 
-function encodeFormat(version: number): Uint8Array {
+function encodeFormat(crc32: Crc32, version: number): Uint8Array {
   const value = new Uint8Array(CRC_BYTES + 4);
   dataView(value).setUint32(CRC_BYTES, version);
-  return seal(FORMAT_KEY, value);
+  return seal(crc32, FORMAT_KEY, value);
 }
 
 // -- the database surface we use -----------------------------------------------
@@ -260,7 +268,7 @@ interface TermRun {
   readonly term: number;
 }
 
-const OPTION_NAMES = new Set(['path', 'db', 'tornTail']);
+const OPTION_NAMES = new Set(['path', 'db', 'tornTail', 'crc32']);
 
 /**
  * A durable {@link RaftStorage} on LevelDB (`classic-level`) or any
@@ -336,6 +344,9 @@ const OPTION_NAMES = new Set(['path', 'db', 'tornTail']);
 export class LevelStorage implements RaftStorage {
   readonly #path: string | null;
   readonly #tornTail: 'repair' | 'reject';
+  readonly #crc32Option: Crc32 | null;
+  /** The checksum in use: the option, or the runtime's best, resolved in `open()`. */
+  #crc32: Crc32 = crc32Js;
   #db: Db | null;
   #state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
   #failure: unknown = null;
@@ -368,9 +379,9 @@ export class LevelStorage implements RaftStorage {
       throw new ConfigurationError('options', 'must be an object with a path or a db');
     }
     for (const name of Object.keys(options)) {
-      if (!OPTION_NAMES.has(name)) throw new ConfigurationError(name, 'unknown option of LevelStorage (known: path, db, tornTail)');
+      if (!OPTION_NAMES.has(name)) throw new ConfigurationError(name, 'unknown option of LevelStorage (known: path, db, tornTail, crc32)');
     }
-    const { path, db, tornTail } = options;
+    const { path, db, tornTail, crc32 } = options;
     if (path !== undefined && db !== undefined) throw new ConfigurationError('path', 'give either path or db, not both');
     if (path === undefined && db === undefined) throw new ConfigurationError('path', 'give either path or db');
     if (path !== undefined && (typeof path !== 'string' || path.length === 0)) {
@@ -388,7 +399,11 @@ export class LevelStorage implements RaftStorage {
     }
     this.#path = path ?? null;
     this.#db = (db as unknown as Db | undefined) ?? null;
+    if (crc32 !== undefined && typeof crc32 !== 'function') {
+      throw new ConfigurationError('crc32', 'must be a CRC-32 function (data, previous) => number');
+    }
     this.#tornTail = tornTail ?? 'repair';
+    this.#crc32Option = crc32 ?? null;
   }
 
   /**
@@ -412,6 +427,7 @@ export class LevelStorage implements RaftStorage {
 
   async #open(): Promise<StoredState> {
     try {
+      this.#crc32 = this.#crc32Option ?? (await loadCrc32());
       const db = await this.#openDb();
       try {
         await this.#load(db);
@@ -496,7 +512,7 @@ export class LevelStorage implements RaftStorage {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i] as LogEntry;
       const key = logKey(e.index);
-      const value = encodeEntry(key, e);
+      const value = encodeEntry(this.#crc32, key, e);
       ops.push({ type: 'put', key, value });
       bytes += value.length + LOG_KEY_LENGTH;
       const lastRun = this.#runs[this.#runs.length - 1];
@@ -506,7 +522,7 @@ export class LevelStorage implements RaftStorage {
     // Delete what the truncation removed and the appends did not overwrite.
     for (let i = this.#lastIndex + 1; i <= oldLast; i++) ops.push({ type: 'del', key: logKey(i) });
     if (hardState !== undefined) {
-      ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hardState) });
+      ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(this.#crc32, hardState) });
       this.#hardState = { term: hardState.term, votedFor: hardState.votedFor };
     }
     const promise = new Promise<void>((resolve, reject) => {
@@ -582,7 +598,7 @@ export class LevelStorage implements RaftStorage {
         kind: 'task',
         run: async () => {
           const db = this.#db as Db;
-          await db.batch([{ type: 'put', key: FIRST_KEY, value: encodeFirst(firstIndex, prevTerm) }], SYNCED_BATCH);
+          await db.batch([{ type: 'put', key: FIRST_KEY, value: encodeFirst(this.#crc32, firstIndex, prevTerm) }], SYNCED_BATCH);
           await db.clear({ gte: logKey(0), lt: logKey(firstIndex), keyEncoding: 'view' });
           resolve();
         },
@@ -653,7 +669,7 @@ export class LevelStorage implements RaftStorage {
     );
     const check = (key: Uint8Array, value: Uint8Array | undefined): Uint8Array | null => {
       if (value === undefined) return null;
-      const body = unseal(key, value);
+      const body = unseal(this.#crc32, key, value);
       if (body === null) throw new StorageCorruptionError(printableKey(key), null, 'checksum mismatch');
       return body;
     };
@@ -666,7 +682,7 @@ export class LevelStorage implements RaftStorage {
       if (hard !== undefined || first !== undefined || membership !== undefined || snapshot !== undefined || anyLog !== null) {
         throw new StorageCorruptionError(printableKey(FORMAT_KEY), null, 'missing, but the store holds other records');
       }
-      await db.batch([{ type: 'put', key: FORMAT_KEY, value: encodeFormat(LEVEL_FORMAT_VERSION) }], SYNCED_BATCH);
+      await db.batch([{ type: 'put', key: FORMAT_KEY, value: encodeFormat(this.#crc32, LEVEL_FORMAT_VERSION) }], SYNCED_BATCH);
     } else {
       if (formatBody.length !== 4) throw new StorageCorruptionError(printableKey(FORMAT_KEY), null, 'bad length');
       const version = dataView(formatBody).getUint32(0);
@@ -716,7 +732,7 @@ export class LevelStorage implements RaftStorage {
             throw new StorageCorruptionError(printableKey(key), index, `gap in the log: expected index ${expected}`);
           }
           expected++;
-          const body = unseal(key, value);
+          const body = unseal(this.#crc32, key, value);
           const decoded = body === null ? 'checksum mismatch' : decodeEntry(body);
           if (typeof decoded === 'string') {
             torn.push({ key, index, why: decoded });
@@ -785,7 +801,7 @@ export class LevelStorage implements RaftStorage {
           if (index !== expected) {
             throw new StorageError(`entries(${from}, ${to}): entry ${expected} is missing`);
           }
-          const body = unseal(key, value);
+          const body = unseal(this.#crc32, key, value);
           const decoded = body === null ? 'checksum mismatch' : decodeEntry(body);
           if (typeof decoded === 'string') throw new StorageCorruptionError(printableKey(key), index, decoded);
           if (decoded.index !== index) throw new StorageCorruptionError(printableKey(key), index, `record holds index ${decoded.index}`);

@@ -6,6 +6,11 @@ import { MemoryLevel } from 'memory-level';
 import t from 'tap';
 import type { Test } from 'tap';
 import { LevelStorage } from '../../adapters/storage/level.js';
+import { crc32Js, loadCrc32 } from '../../adapters/storage/crc32.js';
+import { seededRandom } from '../../adapters/random.js';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigurationError, ShutdownError, StorageCorruptionError, StorageError } from '../../errors.js';
 import type { LogEntry } from '../../machines/types.js';
 import { entry, range } from './storage.suite.js';
@@ -273,6 +278,7 @@ t.test('options are validated', async (t) => {
     ['db', { db: {} }],
     ['db', { db: null }],
     ['tornTail', { db, tornTail: 'ignore' }],
+    ['crc32', { db, crc32: 'zlib' }],
     ['options', null],
     ['options', 'data/n1'],
   ];
@@ -420,4 +426,54 @@ t.test('classic-level: creates the directory, reopens on the same instance, repo
   const file = join(dir, 'a-file');
   await writeFile(file, 'not a directory');
   await t.rejects(new LevelStorage({ path: join(file, 'db') }).open(), { name: 'StorageError', message: /cannot open/ });
+});
+
+t.test('the portable CRC-32 equals zlib\'s, so stores move between runtimes', async (t) => {
+  t.equal(crc32Js(ascii('123456789')), 0xcbf43926, 'the CRC-32/IEEE check value');
+  t.equal(crc32Js(new Uint8Array(0)), 0);
+  t.equal(crc32Js(new Uint8Array(0), 0x1234), 0x1234, 'empty data continues unchanged');
+  const random = seededRandom(0xc3c3);
+  let mismatches = 0;
+  for (let i = 0; i < 2000; i++) {
+    const data = new Uint8Array(random.int(0, i < 200 ? 24 : 600));
+    for (let j = 0; j < data.length; j++) data[j] = random.int(0, 256);
+    const previous = random.int(0, 2 ** 32);
+    if (crc32Js(data) !== crc32(data) || crc32Js(data, previous) !== crc32(data, previous)) mismatches++;
+  }
+  t.equal(mismatches, 0, '2000 random buffers, with and without a previous value');
+  t.equal(await loadCrc32(), crc32, 'on this Node the native zlib.crc32 is chosen');
+});
+
+t.test('a store written with native CRC-32 opens with the portable one, and back', async (t) => {
+  const db = newDb(t);
+  await filled(db, 5);
+  const portable = new LevelStorage({ db, crc32: crc32Js });
+  const state = await portable.open();
+  t.equal(state.lastIndex, 5);
+  await portable.write({ entries: [entry(6, 2)] });
+  await portable.close();
+  const native = new LevelStorage({ db });
+  t.equal((await native.open()).lastIndex, 6);
+  t.same((await native.entries(6, 6)).map((e) => e.term), [2]);
+  await native.close();
+  const wrong = new LevelStorage({ db, crc32: (d, p = 0) => (crc32(d, p) ^ 1) >>> 0 });
+  await t.rejects(wrong.open(), { name: 'StorageCorruptionError' }, 'a different checksum fails loudly');
+});
+
+t.test('LevelStorage statically imports no Node module (it runs on browser-level)', async (t) => {
+  const STATIC = /^\s*(?:import|export)\s+(?!type\b)[^'";]*?\bfrom\s*['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]/gm;
+  const seen = new Set<string>();
+  const offenders: string[] = [];
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(STATIC)) {
+      const spec = (m[1] ?? m[2]) as string;
+      if (spec.startsWith('.')) visit(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+      else if (spec.startsWith('node:') || !['abstract-level'].includes(spec)) offenders.push(`${file}: ${spec}`);
+    }
+  };
+  visit(fileURLToPath(new URL('../../adapters/storage/level.ts', import.meta.url)));
+  t.ok(seen.size >= 4, `followed ${seen.size} modules`);
+  t.same(offenders, [], 'only relative modules and abstract-level, loaded statically');
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { MemoryLevel } from 'memory-level';
 import t from 'tap';
 import { LevelStorage } from '../../adapters/storage/level.js';
+import { crc32Js } from '../../adapters/storage/crc32.js';
 import { MemoryStorage } from '../../adapters/storage/memory.js';
 import { storageConformance } from './storage.suite.js';
 
@@ -28,4 +29,10 @@ storageConformance(t, 'LevelStorage on memory-level', (t) => {
   const db = new MemoryLevel();
   t.teardown(() => db.close());
   return { create: () => new LevelStorage({ db }), reopen: () => new LevelStorage({ db }) };
+});
+
+storageConformance(t, 'LevelStorage on memory-level with the portable CRC-32 (as in a browser)', (t) => {
+  const db = new MemoryLevel();
+  t.teardown(() => db.close());
+  return { create: () => new LevelStorage({ db, crc32: crc32Js }), reopen: () => new LevelStorage({ db, crc32: crc32Js }) };
 });
