@@ -42,7 +42,8 @@
  *
  * @module
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { proof, proofMatches, secretKey } from '../auth.js';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -390,21 +391,7 @@ export class WebSocketTransport implements Transport {
     this.#host = host;
     this.#port = port;
 
-    const insecure = options.insecure ?? false;
-    if (typeof insecure !== 'boolean') fail('insecure', 'must be a boolean');
-    const secret = options.secret;
-    if (insecure) {
-      if (secret !== undefined) fail('insecure', 'cannot be combined with secret; drop one of them');
-      this.#secret = Buffer.alloc(0);
-    } else {
-      if (secret === undefined) {
-        fail('secret', 'required: a shared cluster secret (string or bytes, at least 16 bytes), or insecure: true to run unauthenticated');
-      }
-      if (typeof secret !== 'string' && !(secret instanceof Uint8Array)) fail('secret', 'must be a string or a Uint8Array');
-      const key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
-      if (key.length < 16) fail('secret', `must be at least 16 bytes, got ${key.length}`);
-      this.#secret = key;
-    }
+    this.#secret = secretKey(options.secret, options.insecure ?? false);
 
     const clusterId = options.clusterId ?? 'raftchart';
     if (typeof clusterId !== 'string' || clusterId.length === 0 || utf8Length(clusterId) > MAX_ID_BYTES) {
@@ -910,10 +897,8 @@ export class WebSocketTransport implements Transport {
     this.#close(conn, code, closeReason);
   }
 
-  #proof(role: 'client' | 'server', clientId: string, serverId: string, serverNonce: string, clientNonce: string): Buffer {
-    return createHmac('sha256', this.#secret)
-      .update(JSON.stringify([PROOF_LABEL, role, this.#clusterId, clientId, serverId, serverNonce, clientNonce]))
-      .digest();
+  #proofParts(role: 'client' | 'server', clientId: string, serverId: string, serverNonce: string, clientNonce: string): string[] {
+    return [PROOF_LABEL, role, this.#clusterId, clientId, serverId, serverNonce, clientNonce];
   }
 
   #onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
@@ -1011,15 +996,13 @@ export class WebSocketTransport implements Transport {
     conn.serverNonce = msg.nonce;
     conn.clientNonce = randomBytes(NONCE_BYTES).toString('base64');
     conn.phase = 'welcome';
-    this.#sendHello(conn, conn.clientNonce, this.#proof('client', this.#id, msg.id, conn.serverNonce, conn.clientNonce).toString('base64'));
+    this.#sendHello(conn, conn.clientNonce, proof(this.#secret, this.#proofParts('client', this.#id, msg.id, conn.serverNonce, conn.clientNonce)).toString('base64'));
   }
 
   #onHello(conn: Conn, msg: Record<string, unknown>): void {
     if (!this.#checkPeerHello(conn, msg)) return;
-    const proof = typeof msg.proof === 'string' ? Buffer.from(msg.proof, 'base64') : Buffer.alloc(0);
-    const expected = this.#proof('client', msg.id, this.#id, conn.serverNonce, msg.nonce);
     conn.peerId = msg.id;
-    if (proof.length !== expected.length || !timingSafeEqual(proof, expected)) {
+    if (!proofMatches(this.#secret, this.#proofParts('client', msg.id, this.#id, conn.serverNonce, msg.nonce), msg.proof)) {
       this.#refuse(
         conn,
         'auth',
@@ -1031,14 +1014,12 @@ export class WebSocketTransport implements Transport {
     }
     conn.peerBoot = msg.boot;
     conn.clientNonce = msg.nonce;
-    this.#sendJson(conn, { type: 'welcome', proof: this.#proof('server', msg.id, this.#id, conn.serverNonce, msg.nonce).toString('base64') });
+    this.#sendJson(conn, { type: 'welcome', proof: proof(this.#secret, this.#proofParts('server', msg.id, this.#id, conn.serverNonce, msg.nonce)).toString('base64') });
     this.#open(conn);
   }
 
   #onWelcome(conn: Conn, msg: Record<string, unknown>): void {
-    const proof = typeof msg.proof === 'string' ? Buffer.from(msg.proof, 'base64') : Buffer.alloc(0);
-    const expected = this.#proof('server', this.#id, conn.peerId as string, conn.serverNonce, conn.clientNonce);
-    if (proof.length !== expected.length || !timingSafeEqual(proof, expected)) {
+    if (!proofMatches(this.#secret, this.#proofParts('server', this.#id, conn.peerId as string, conn.serverNonce, conn.clientNonce), msg.proof)) {
       this.#refuse(conn, null, CLOSE.auth, 'authentication failed', `authentication failed: ${this.#label(conn)} did not prove the cluster secret (wrong secret?)`);
       return;
     }
