@@ -60,6 +60,23 @@ export {
   type TransportLogger,
 } from './adapters/transport/websocket.js';
 export {
+  InspectionServer,
+  inspectionStream,
+  type InspectionServerOptions,
+  type InspectionServerStats,
+  type InspectionClientOptions,
+  type InspectionMessage,
+} from './adapters/inspect/websocket.js';
+export {
+  toInspectionRecord,
+  toJsonValue,
+  DEFAULT_INSPECTION_TYPES,
+  DEFAULT_JSON_LIMITS,
+  type InspectionRecord,
+  type JsonValue,
+  type JsonLimits,
+} from './adapters/inspect/serialize.js';
+export {
   encodeFrame,
   decodeFrame,
   CODEC_VERSION,

@@ -44,6 +44,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { proof, proofMatches, secretKey } from '../auth.js';
+import { checkInt, checkKeys, parseListen } from '../options.js';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -259,33 +260,8 @@ function fail(option: string, why: string): never {
   throw new ConfigurationError(option, why);
 }
 
-function checkKeys(option: string, value: object, known: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) fail(option === '' ? key : `${option}.${key}`, `unknown option; known options are ${known.join(', ')}`);
-  }
-}
-
-function checkInt(option: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    fail(option, `must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
 function isPem(value: unknown): value is string | Uint8Array {
   return (typeof value === 'string' && value.length > 0) || (value instanceof Uint8Array && value.length > 0);
-}
-
-/** Splits `'host:port'` / `'[v6]:port'`. */
-function parseListen(listen: unknown): { host: string; port: number } {
-  if (typeof listen !== 'string') fail('listen', `must be a 'host:port' string, got ${typeof listen}`);
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
-  const host = m?.[1] ?? m?.[2];
-  const port = Number(m?.[3]);
-  if (m === null || host === undefined || !(port >= 0 && port <= 65535)) {
-    fail('listen', `must be 'host:port' (IPv6 as '[::1]:port') with a port in 0..65535, got '${listen}'`);
-  }
-  return { host, port };
 }
 
 function utf8Length(s: string): number {
