@@ -4,36 +4,63 @@
  * made (`memory-level` in tests, `browser-level` in browsers, a sublevel of a
  * shared database).
  *
- * ## Record layout (format version 1)
+ * ## Record layout (format version 2)
  *
  * Keys and values are binary (`'view'` encoding). Every value is
  * `crc32 (4 bytes, big-endian) ‖ body`, where the CRC-32 (IEEE, as zlib's) covers the
  * key bytes followed by the body, so a record that is truncated, bit-flipped
  * or stored under the wrong key fails its check. Integers called `u64` below
- * are 8-byte big-endian unsigned integers holding JS safe integers.
+ * are 8-byte big-endian unsigned integers holding JS safe integers; `u32` are
+ * 4-byte big-endian.
  *
  * | key (bytes)                        | body                                                     | written by |
  * | ---------------------------------- | -------------------------------------------------------- | ---------- |
- * | `"meta:format"`                    | `u32` format version, `1`                                | first open of an empty store |
+ * | `"meta:format"`                    | `u32` format version, `1` or `2`                         | first open of an empty store; `2` with the first snapshot staged |
  * | `"meta:hardstate"`                 | `u64` term ‖ `u8` has-vote (0/1) ‖ UTF-8 `votedFor`      | `write()` with a `hardState` |
- * | `"meta:first"`                     | `u64` first index ‖ `u64` term of the entry before it    | {@link LevelStorage.compact} |
+ * | `"meta:first"`                     | `u64` first index ‖ `u64` term of the entry before it    | {@link LevelStorage.compact}; a snapshot install that discards the log |
  * | `"meta:membership"`                | reserved for the membership record (not written yet)     | — |
- * | `"meta:snapshot"`                  | reserved for snapshot metadata (not written yet)         | — |
+ * | `"meta:snapshot"`                  | `u32` count ‖ count × *snapshot record*, newest first    | a snapshot commit |
+ * | `"meta:staging"`                   | one *snapshot record*: the staging, as synced so far     | staging start, each chunk append |
  * | `"l"` (0x6c) ‖ `u64` index         | `u8` type (0 normal, 1 noop, 2 config) ‖ `u64` index ‖ `u64` term ‖ data | `write()` |
+ * | `"s"` (0x73) ‖ `u64` slot ‖ `u32` seq | `u64` offset of the chunk in the snapshot ‖ chunk bytes | each chunk append |
+ *
+ * A *snapshot record* is `u64` slot ‖ `u64` index ‖ `u64` term ‖ `u64`
+ * configuration index ‖ `u64` size ‖ `u32` CRC-32 of the content ‖ `u32`
+ * chunk count ‖ `u32` length ‖ the configuration as UTF-8 JSON. A *slot*
+ * numbers one staging (and the snapshot it becomes) for the life of the
+ * store; its chunks are `seq` 0, 1, ... at increasing offsets. In
+ * `meta:staging`, size, CRC and count cover the chunks synced so far (the
+ * header is rewritten in the same batch as each chunk), so a restart resumes
+ * exactly there.
  *
  * Log keys sort numerically because the index is fixed-width big-endian, and
  * all of them sort before the `meta:` keys. A missing `meta:first` means
  * first index 1. Reserved keys are checksum-verified at open when present.
- * Pass a sublevel as `db` to keep several stores (one per Raft group) in one
- * database.
+ * Chunk records whose slot is neither kept nor staging (left by a crash
+ * during a discard or a prune) are deleted at open. Pass a sublevel as `db`
+ * to keep several stores (one per Raft group) in one database.
+ *
+ * **Format versions.** Version 1 stores have no snapshot records. This code
+ * reads both versions; it writes `1` on a fresh store and upgrades the record
+ * to `2` in the batch that stages the first snapshot, so code that reads only
+ * version 1 refuses a store holding snapshots instead of ignoring them (and
+ * replaying a log that no longer starts at 1). A version above 2 is refused.
  *
  * @module
  */
 import type { AbstractLevel } from 'abstract-level';
 import { ConfigurationError, ShutdownError, StorageCorruptionError, StorageError } from '../../errors.js';
-import type { EntryType, HardState, LogEntry } from '../../machines/types.js';
-import type { RaftStorage, StorageWrite, StoredState } from './storage.js';
-import { invalidWrite } from './validate.js';
+import type { Configuration, EntryType, HardState, LogEntry } from '../../machines/types.js';
+import type {
+  RaftStorage,
+  SnapshotDescriptor,
+  SnapshotMeta,
+  SnapshotStaging,
+  SnapshotStore,
+  StorageWrite,
+  StoredState,
+} from './storage.js';
+import { DEFAULT_KEEP_SNAPSHOTS, invalidDescriptor, invalidKeepSnapshots, invalidWrite, refuseInstall } from './validate.js';
 import { crc32Js, loadCrc32, type Crc32 } from './crc32.js';
 
 /**
@@ -76,6 +103,8 @@ export interface LevelStorageOptions {
    * faster equivalent; any other function makes existing stores unreadable.
    */
   readonly crc32?: Crc32;
+  /** How many snapshots to keep, newest first (at least 1). Defaults to 2. */
+  readonly keepSnapshots?: number;
 }
 
 /** What the last {@link LevelStorage.open} repaired: the torn tail it deleted. */
@@ -86,8 +115,15 @@ export interface LevelRecovery {
   readonly droppedKeys: readonly string[];
 }
 
-/** The format version this code reads and writes. */
-export const LEVEL_FORMAT_VERSION = 1;
+/**
+ * The newest format version this code reads and writes.
+ *
+ * @remarks Version 1 (no snapshot records) is read too and written on fresh
+ * stores; a store moves to 2 when it stages its first snapshot.
+ */
+export const LEVEL_FORMAT_VERSION = 2;
+/** The version a fresh store is written with, until it holds snapshot records. */
+const BASE_FORMAT_VERSION = 1;
 
 // -- encoding -----------------------------------------------------------------
 
@@ -100,6 +136,13 @@ const HARD_STATE_KEY = utf8.encode('meta:hardstate');
 const FIRST_KEY = utf8.encode('meta:first');
 const MEMBERSHIP_KEY = utf8.encode('meta:membership');
 const SNAPSHOT_KEY = utf8.encode('meta:snapshot');
+const STAGING_KEY = utf8.encode('meta:staging');
+
+const CHUNK_PREFIX = 0x73; // 's'
+const CHUNK_KEY_LENGTH = 13;
+/** Sorts after every chunk key. */
+const CHUNK_END = Uint8Array.of(CHUNK_PREFIX + 1);
+const U32_MAX = U32 - 1;
 
 const LOG_PREFIX = 0x6c; // 'l'
 const LOG_KEY_LENGTH = 9;
@@ -224,6 +267,137 @@ function encodeFormat(crc32: Crc32, version: number): Uint8Array {
   return seal(crc32, FORMAT_KEY, value);
 }
 
+/** The key of chunk `seq` of slot `slot`. */
+function chunkKey(slot: number, seq: number): Uint8Array {
+  const key = new Uint8Array(CHUNK_KEY_LENGTH);
+  key[0] = CHUNK_PREFIX;
+  const view = dataView(key);
+  setU64(view, 1, slot);
+  view.setUint32(9, seq);
+  return key;
+}
+
+/** The slot and seq a chunk key names, or `null` if it is not a well-formed chunk key. */
+function chunkKeyParts(key: Uint8Array): { slot: number; seq: number } | null {
+  if (key.length !== CHUNK_KEY_LENGTH || key[0] !== CHUNK_PREFIX) return null;
+  const view = dataView(key);
+  const slot = getU64(view, 1);
+  return Number.isSafeInteger(slot) ? { slot, seq: view.getUint32(9) } : null;
+}
+
+function encodeChunk(crc32: Crc32, key: Uint8Array, offset: number, data: Uint8Array): Uint8Array {
+  const value = new Uint8Array(CRC_BYTES + 8 + data.length);
+  setU64(dataView(value), CRC_BYTES, offset);
+  value.set(data, CRC_BYTES + 8);
+  return seal(crc32, key, value);
+}
+
+/** The descriptor part of `d`, as a fresh plain object. */
+function descriptorOf(d: SnapshotDescriptor): SnapshotDescriptor {
+  return { index: d.index, term: d.term, configuration: d.configuration, configurationIndex: d.configurationIndex };
+}
+
+/** The staging as accepted: every append issued is counted. */
+interface LiveStaging {
+  readonly slot: number;
+  readonly descriptor: SnapshotDescriptor;
+  size: number;
+  checksum: number;
+  chunks: number;
+}
+
+/** A snapshot (or a staging, counting what is synced so far) as stored, with its slot. */
+interface SlotMeta {
+  readonly slot: number;
+  readonly meta: SnapshotMeta;
+}
+
+const SNAPSHOT_RECORD_HEADER = 8 * 5 + 4 * 3;
+
+function snapshotRecordBytes(r: SlotMeta): Uint8Array {
+  const config = utf8.encode(JSON.stringify(r.meta.configuration));
+  const out = new Uint8Array(SNAPSHOT_RECORD_HEADER + config.length);
+  const view = dataView(out);
+  const m = r.meta;
+  setU64(view, 0, r.slot);
+  setU64(view, 8, m.index);
+  setU64(view, 16, m.term);
+  setU64(view, 24, m.configurationIndex);
+  setU64(view, 32, m.size);
+  view.setUint32(40, m.checksum >>> 0);
+  view.setUint32(44, m.chunks);
+  view.setUint32(48, config.length);
+  out.set(config, SNAPSHOT_RECORD_HEADER);
+  return out;
+}
+
+/** Decodes one snapshot record at `offset`; returns it and the offset after it, or why it is bad. */
+function decodeSnapshotRecord(body: Uint8Array, offset: number): { record: SlotMeta; end: number } | string {
+  if (body.length - offset < SNAPSHOT_RECORD_HEADER) return 'snapshot record is truncated';
+  const view = dataView(body.subarray(offset));
+  const slot = getU64(view, 0);
+  const index = getU64(view, 8);
+  const term = getU64(view, 16);
+  const configurationIndex = getU64(view, 24);
+  const size = getU64(view, 32);
+  const checksum = view.getUint32(40);
+  const chunks = view.getUint32(44);
+  const length = view.getUint32(48);
+  const end = offset + SNAPSHOT_RECORD_HEADER + length;
+  if (end > body.length) return 'snapshot record configuration is truncated';
+  let configuration: Configuration;
+  try {
+    configuration = JSON.parse(utf8Decoder.decode(body.subarray(offset + SNAPSHOT_RECORD_HEADER, end))) as Configuration;
+  } catch {
+    return 'snapshot record configuration is not UTF-8 JSON';
+  }
+  const meta: SnapshotMeta = { index, term, configuration, configurationIndex, size, checksum, chunks };
+  const why = invalidDescriptor(meta);
+  if (why !== null || !Number.isSafeInteger(slot) || slot < 1 || !Number.isSafeInteger(size)) {
+    return `bad snapshot record: ${why ?? `slot ${slot}, size ${size}`}`;
+  }
+  return { record: { slot, meta }, end };
+}
+
+function encodeSnapshots(crc32: Crc32, list: readonly SlotMeta[]): Uint8Array {
+  const parts = list.map(snapshotRecordBytes);
+  const value = new Uint8Array(CRC_BYTES + 4 + parts.reduce((n, p) => n + p.length, 0));
+  dataView(value).setUint32(CRC_BYTES, list.length);
+  let at = CRC_BYTES + 4;
+  for (const p of parts) {
+    value.set(p, at);
+    at += p.length;
+  }
+  return seal(crc32, SNAPSHOT_KEY, value);
+}
+
+function decodeSnapshots(body: Uint8Array): SlotMeta[] | string {
+  if (body.length < 4) return 'snapshot list is truncated';
+  const count = dataView(body).getUint32(0);
+  const out: SlotMeta[] = [];
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    const r = decodeSnapshotRecord(body, at);
+    if (typeof r === 'string') return r;
+    out.push(r.record);
+    at = r.end;
+  }
+  return at === body.length ? out : 'snapshot list has trailing bytes';
+}
+
+function encodeStaging(crc32: Crc32, staging: SlotMeta): Uint8Array {
+  const record = snapshotRecordBytes(staging);
+  const value = new Uint8Array(CRC_BYTES + record.length);
+  value.set(record, CRC_BYTES);
+  return seal(crc32, STAGING_KEY, value);
+}
+
+function decodeStaging(body: Uint8Array): SlotMeta | string {
+  const r = decodeSnapshotRecord(body, 0);
+  if (typeof r === 'string') return r;
+  return r.end === body.length ? r.record : 'staging record has trailing bytes';
+}
+
 // -- the database surface we use -----------------------------------------------
 
 type Op = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -235,7 +409,7 @@ interface Db {
   close(): Promise<void>;
   getMany(keys: Uint8Array[], options: typeof VIEW): Promise<Array<Uint8Array | undefined>>;
   batch(ops: Op[], options: typeof SYNCED_BATCH): Promise<void>;
-  iterator(options: { gte?: Uint8Array; lte?: Uint8Array; lt?: Uint8Array; limit?: number } & typeof VIEW): {
+  iterator(options: { gte?: Uint8Array; lte?: Uint8Array; lt?: Uint8Array; limit?: number; reverse?: boolean } & typeof VIEW): {
     nextv(size: number): Promise<Array<[Uint8Array, Uint8Array]>>;
     close(): Promise<void>;
   };
@@ -268,7 +442,7 @@ interface TermRun {
   readonly term: number;
 }
 
-const OPTION_NAMES = new Set(['path', 'db', 'tornTail', 'crc32']);
+const OPTION_NAMES = new Set(['path', 'db', 'tornTail', 'crc32', 'keepSnapshots']);
 
 /**
  * A durable {@link RaftStorage} on LevelDB (`classic-level`) or any
@@ -341,7 +515,7 @@ const OPTION_NAMES = new Set(['path', 'db', 'tornTail', 'crc32']);
  * await storage.close();
  * ```
  */
-export class LevelStorage implements RaftStorage {
+export class LevelStorage implements RaftStorage, SnapshotStore {
   readonly #path: string | null;
   readonly #tornTail: 'repair' | 'reject';
   readonly #crc32Option: Crc32 | null;
@@ -360,6 +534,17 @@ export class LevelStorage implements RaftStorage {
   /** Terms of entries `firstIndex..lastIndex`, run-length encoded, ascending. */
   #runs: TermRun[] = [];
   #hardState: HardState = FRESH_HARD_STATE;
+  /** The format version of the store (accepted): 1 until a snapshot is staged, then 2. */
+  #format = BASE_FORMAT_VERSION;
+  readonly #keep: number;
+  /** Snapshots held (accepted), newest first. */
+  #snapshots: SlotMeta[] = [];
+  /** The staging (accepted: every append issued counted), or `null`. */
+  #staging: LiveStaging | null = null;
+  /** The next staging slot to hand out. */
+  #nextSlot = 1;
+  /** Bumps on every open and close: staging handles of an earlier incarnation are dead. */
+  #epoch = 0;
 
   #queue: Job[] = [];
   #head = 0;
@@ -372,14 +557,15 @@ export class LevelStorage implements RaftStorage {
    * @throws A {@link ConfigurationError} naming the option when options are
    * not an object, name an unknown option, give both or neither of
    * `path`/`db`, or give a `path` that is not a non-empty string, a `db`
-   * that is not an abstract-level database, or an unknown `tornTail`.
+   * that is not an abstract-level database, an unknown `tornTail`, or a
+   * `keepSnapshots` that is not an integer >= 1.
    */
   constructor(options: LevelStorageOptions) {
     if (typeof options !== 'object' || options === null) {
       throw new ConfigurationError('options', 'must be an object with a path or a db');
     }
     for (const name of Object.keys(options)) {
-      if (!OPTION_NAMES.has(name)) throw new ConfigurationError(name, 'unknown option of LevelStorage (known: path, db, tornTail, crc32)');
+      if (!OPTION_NAMES.has(name)) throw new ConfigurationError(name, 'unknown option of LevelStorage (known: path, db, tornTail, crc32, keepSnapshots)');
     }
     const { path, db, tornTail, crc32 } = options;
     if (path !== undefined && db !== undefined) throw new ConfigurationError('path', 'give either path or db, not both');
@@ -402,8 +588,11 @@ export class LevelStorage implements RaftStorage {
     if (crc32 !== undefined && typeof crc32 !== 'function') {
       throw new ConfigurationError('crc32', 'must be a CRC-32 function (data, previous) => number');
     }
+    const keepWhy = invalidKeepSnapshots(options.keepSnapshots);
+    if (keepWhy !== null) throw new ConfigurationError('keepSnapshots', keepWhy);
     this.#tornTail = tornTail ?? 'repair';
     this.#crc32Option = crc32 ?? null;
+    this.#keep = options.keepSnapshots ?? DEFAULT_KEEP_SNAPSHOTS;
   }
 
   /**
@@ -445,7 +634,14 @@ export class LevelStorage implements RaftStorage {
     this.#queue = [];
     this.#head = 0;
     this.#state = 'open';
-    return { hardState: this.#hardState, firstIndex: this.#firstIndex, lastIndex: this.#lastIndex };
+    this.#epoch++;
+    return {
+      hardState: this.#hardState,
+      firstIndex: this.#firstIndex,
+      lastIndex: this.#lastIndex,
+      boundaryTerm: this.#prevTerm,
+      snapshot: this.#snapshots[0]?.meta ?? null,
+    };
   }
 
   /**
@@ -610,6 +806,88 @@ export class LevelStorage implements RaftStorage {
   }
 
   /**
+   * Starts staging a snapshot, replacing any staging (its chunks are
+   * deleted). See {@link SnapshotStore.stageSnapshot}.
+   *
+   * @remarks One synced batch writes the new `meta:staging` header (and, on a
+   * version 1 store, the format record `2`); the replaced staging's chunks are
+   * then cleared with one range delete. Ordered with writes.
+   *
+   * @throws Rejects with a {@link StorageError} for a bad descriptor, before
+   * `open()` or after a failed write; {@link ShutdownError} when closed.
+   */
+  stageSnapshot(descriptor: SnapshotDescriptor): Promise<SnapshotStaging> {
+    if (this.#state === 'closed' || this.#state === 'closing') return quietReject(new ShutdownError('snapshot staging'));
+    const unusable = this.#unusable('snapshot staging');
+    if (unusable !== null) return Promise.reject(unusable);
+    const invalid = invalidDescriptor(descriptor);
+    if (invalid !== null) return Promise.reject(new StorageError(`invalid snapshot descriptor: ${invalid}`));
+    const d = descriptorOf(descriptor);
+    let configJson: string;
+    try {
+      configJson = JSON.stringify(d.configuration);
+    } catch (err) {
+      return Promise.reject(new StorageError('invalid snapshot descriptor: configuration is not JSON-serialisable', { cause: err }));
+    }
+    if (utf8.encode(configJson).length > U32_MAX) {
+      return Promise.reject(new StorageError('invalid snapshot descriptor: configuration too large'));
+    }
+    const old = this.#staging;
+    const slot = this.#nextSlot++;
+    this.#staging = { slot, descriptor: d, size: 0, checksum: 0, chunks: 0 };
+    const ops: Op[] = [{ type: 'put', key: STAGING_KEY, value: encodeStaging(this.#crc32, this.#stagingRecord()) }];
+    if (this.#format < LEVEL_FORMAT_VERSION) {
+      ops.push({ type: 'put', key: FORMAT_KEY, value: encodeFormat(this.#crc32, LEVEL_FORMAT_VERSION) });
+      this.#format = LEVEL_FORMAT_VERSION;
+    }
+    const handle = this.#handle(slot);
+    return this.#task(async (db) => {
+      await db.batch(ops, SYNCED_BATCH);
+      if (old !== null) await this.#clearSlot(db, old.slot);
+    }).then(() => handle);
+  }
+
+  /** The staging that survived the last restart (with its synced chunks), or the live one; `null` when none. */
+  resumeSnapshot(): Promise<SnapshotStaging | null> {
+    if (this.#state === 'closed' || this.#state === 'closing') return quietReject(new ShutdownError('snapshot staging'));
+    const unusable = this.#unusable('snapshot staging');
+    if (unusable !== null) return Promise.reject(unusable);
+    return Promise.resolve(this.#staging === null ? null : this.#handle(this.#staging.slot));
+  }
+
+  /** The snapshots held (accepted), newest first; empty when not open. */
+  snapshots(): readonly SnapshotMeta[] {
+    return this.#state === 'open' ? this.#snapshots.map((r) => r.meta) : [];
+  }
+
+  /**
+   * The chunks of the current snapshot, or of the kept one at `index`, read
+   * straight from the database (not queued behind writes: committed chunks
+   * never change). See {@link SnapshotStore.readSnapshot}.
+   *
+   * @remarks Every record's checksum, key sequence and offset is checked as
+   * it is read, and the whole content's size and CRC-32 against the metadata
+   * at the end; a failure throws {@link StorageCorruptionError} naming the
+   * chunk key (or `meta:snapshot` for a whole-content mismatch). Chunks are
+   * copies.
+   */
+  readSnapshot(index?: number): AsyncIterable<Uint8Array> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the generator runs later
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const unusable = self.#unusable('snapshot read');
+        if (unusable !== null) throw unusable;
+        const held = index === undefined ? self.#snapshots[0] : self.#snapshots.find((r) => r.meta.index === index);
+        if (held === undefined) {
+          throw new StorageError(index === undefined ? 'no snapshot is held' : `no snapshot at index ${index} is held`);
+        }
+        yield* self.#readSlot(held.slot, held.meta, 'read');
+      },
+    };
+  }
+
+  /**
    * Closes the storage: the batch already handed to the database finishes,
    * queued writes and reads reject with {@link ShutdownError}, and the
    * database is closed if it was opened by `path`. Called while `open()` is
@@ -623,6 +901,7 @@ export class LevelStorage implements RaftStorage {
     }
     if (this.#state !== 'open') return;
     this.#state = 'closing';
+    this.#epoch++;
     const queue = this.#queue;
     const head = this.#head;
     this.#queue = [];
@@ -663,8 +942,8 @@ export class LevelStorage implements RaftStorage {
   /** Reads and checks everything; sets the accepted state. */
   async #load(db: Db): Promise<void> {
     this.#recovery = null;
-    const [format, hard, first, membership, snapshot] = await db.getMany(
-      [FORMAT_KEY, HARD_STATE_KEY, FIRST_KEY, MEMBERSHIP_KEY, SNAPSHOT_KEY],
+    const [format, hard, first, membership, snapshot, staging] = await db.getMany(
+      [FORMAT_KEY, HARD_STATE_KEY, FIRST_KEY, MEMBERSHIP_KEY, SNAPSHOT_KEY, STAGING_KEY],
       VIEW,
     );
     const check = (key: Uint8Array, value: Uint8Array | undefined): Uint8Array | null => {
@@ -674,22 +953,43 @@ export class LevelStorage implements RaftStorage {
       return body;
     };
     check(MEMBERSHIP_KEY, membership);
-    check(SNAPSHOT_KEY, snapshot);
+    const snapshotBody = check(SNAPSHOT_KEY, snapshot);
+    const stagingBody = check(STAGING_KEY, staging);
 
     const formatBody = check(FORMAT_KEY, format);
     if (formatBody === null) {
       const anyLog = await this.#firstKey(db, logKey(0), LOG_END);
-      if (hard !== undefined || first !== undefined || membership !== undefined || snapshot !== undefined || anyLog !== null) {
+      const anyChunk = await this.#firstKey(db, chunkKey(0, 0), CHUNK_END);
+      if (hard !== undefined || first !== undefined || membership !== undefined || snapshot !== undefined ||
+        staging !== undefined || anyLog !== null || anyChunk !== null) {
         throw new StorageCorruptionError(printableKey(FORMAT_KEY), null, 'missing, but the store holds other records');
       }
-      await db.batch([{ type: 'put', key: FORMAT_KEY, value: encodeFormat(this.#crc32, LEVEL_FORMAT_VERSION) }], SYNCED_BATCH);
+      await db.batch([{ type: 'put', key: FORMAT_KEY, value: encodeFormat(this.#crc32, BASE_FORMAT_VERSION) }], SYNCED_BATCH);
+      this.#format = BASE_FORMAT_VERSION;
     } else {
       if (formatBody.length !== 4) throw new StorageCorruptionError(printableKey(FORMAT_KEY), null, 'bad length');
       const version = dataView(formatBody).getUint32(0);
-      if (version !== LEVEL_FORMAT_VERSION) {
-        throw new StorageError(`store format version ${version} is not supported (this code reads ${LEVEL_FORMAT_VERSION})`);
+      if (version < BASE_FORMAT_VERSION || version > LEVEL_FORMAT_VERSION) {
+        throw new StorageError(
+          `store format version ${version} is not supported (this code reads ${BASE_FORMAT_VERSION} to ${LEVEL_FORMAT_VERSION})`,
+        );
       }
+      this.#format = version;
     }
+
+    let snapshots: SlotMeta[] = [];
+    if (snapshotBody !== null) {
+      const decoded = decodeSnapshots(snapshotBody);
+      if (typeof decoded === 'string') throw new StorageCorruptionError(printableKey(SNAPSHOT_KEY), null, decoded);
+      snapshots = decoded;
+    }
+    let stagingMeta: SlotMeta | null = null;
+    if (stagingBody !== null) {
+      const decoded = decodeStaging(stagingBody);
+      if (typeof decoded === 'string') throw new StorageCorruptionError(printableKey(STAGING_KEY), null, decoded);
+      stagingMeta = decoded;
+    }
+    await this.#dropDeadChunks(db, [...snapshots.map((r) => r.slot), ...(stagingMeta === null ? [] : [stagingMeta.slot])]);
 
     let hardState = FRESH_HARD_STATE;
     const hardBody = check(HARD_STATE_KEY, hard);
@@ -774,6 +1074,238 @@ export class LevelStorage implements RaftStorage {
     this.#prevTerm = prevTerm;
     this.#lastIndex = lastIndex;
     this.#runs = runs;
+    this.#snapshots = snapshots;
+    this.#staging =
+      stagingMeta === null
+        ? null
+        : {
+            slot: stagingMeta.slot,
+            descriptor: descriptorOf(stagingMeta.meta),
+            size: stagingMeta.meta.size,
+            checksum: stagingMeta.meta.checksum,
+            chunks: stagingMeta.meta.chunks,
+          };
+  }
+
+  /**
+   * Deletes the chunk records of every slot not in `live` (left by a crash
+   * during a discard or a prune) and sets the next slot past every slot seen.
+   */
+  async #dropDeadChunks(db: Db, live: number[]): Promise<void> {
+    let maxSeen = 0;
+    const it = db.iterator({ gte: chunkKey(0, 0), lt: CHUNK_END, reverse: true, limit: 1, ...VIEW });
+    try {
+      const [last] = await it.nextv(1);
+      if (last !== undefined) {
+        const parts = chunkKeyParts(last[0]);
+        if (parts === null) throw new StorageCorruptionError(printableKey(last[0]), null, 'not a well-formed chunk key');
+        maxSeen = parts.slot;
+      }
+    } finally {
+      await it.close();
+    }
+    const slots = [...new Set(live)].sort((a, b) => a - b);
+    this.#nextSlot = Math.max(maxSeen, slots[slots.length - 1] ?? 0) + 1;
+    if (maxSeen === 0) return;
+    let from = 0;
+    for (const slot of slots) {
+      if (slot > from) await db.clear({ gte: chunkKey(from, 0), lt: chunkKey(slot, 0), keyEncoding: 'view' });
+      from = slot + 1;
+    }
+    if (from <= maxSeen) await db.clear({ gte: chunkKey(from, 0), lt: CHUNK_END, keyEncoding: 'view' });
+  }
+
+  /** The staging as a record, for `meta:staging`. */
+  #stagingRecord(): SlotMeta {
+    const st = this.#staging as LiveStaging;
+    return { slot: st.slot, meta: { ...st.descriptor, size: st.size, checksum: st.checksum, chunks: st.chunks } };
+  }
+
+  /** Queues `run` as a task ordered with writes; the promise settles with it and is never an unhandled rejection. */
+  #task(run: (db: Db) => Promise<void>): Promise<void> {
+    const promise = new Promise<void>((resolve, reject) => {
+      this.#enqueue({
+        kind: 'task',
+        run: async () => {
+          await run(this.#db as Db);
+          resolve();
+        },
+        reject,
+      });
+    });
+    promise.catch(noop);
+    return promise;
+  }
+
+  async #clearSlot(db: Db, slot: number): Promise<void> {
+    await db.clear({ gte: chunkKey(slot, 0), lt: chunkKey(slot + 1, 0), keyEncoding: 'view' });
+  }
+
+  /**
+   * Reads and checks the chunks of `slot`, which must add up to `meta`
+   * (`chunks`, `size`, `checksum`); yields copies of their bytes.
+   */
+  async *#readSlot(slot: number, meta: SnapshotMeta, what: 'read' | 'verify'): AsyncGenerator<Uint8Array> {
+    const db = this.#db as Db;
+    const crc32 = this.#crc32;
+    let seq = 0;
+    let size = 0;
+    let checksum = 0;
+    const it = db.iterator({ gte: chunkKey(slot, 0), lt: chunkKey(slot + 1, 0), ...VIEW });
+    try {
+      for (;;) {
+        let batch: Array<[Uint8Array, Uint8Array]>;
+        try {
+          batch = await it.nextv(16);
+        } catch (err) {
+          throw this.#state === 'open'
+            ? new StorageError(`snapshot ${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+            : new ShutdownError(`snapshot ${what}`);
+        }
+        if (batch.length === 0) break;
+        for (const [key, value] of batch) {
+          const parts = chunkKeyParts(key);
+          if (parts === null || parts.slot !== slot || parts.seq !== seq) {
+            throw new StorageCorruptionError(printableKey(chunkKey(slot, seq)), null, `snapshot chunk missing (found ${printableKey(key)})`);
+          }
+          if (seq >= meta.chunks) throw new StorageCorruptionError(printableKey(key), null, `snapshot has only ${meta.chunks} chunks`);
+          const body = unseal(crc32, key, value);
+          if (body === null || body.length < 8) throw new StorageCorruptionError(printableKey(key), null, 'checksum mismatch');
+          const offset = getU64(dataView(body), 0);
+          if (offset !== size) throw new StorageCorruptionError(printableKey(key), null, `chunk at offset ${offset}, expected ${size}`);
+          const data = new Uint8Array(body.subarray(8));
+          size += data.length;
+          checksum = crc32(data, checksum);
+          seq++;
+          yield data;
+        }
+      }
+    } finally {
+      await it.close().catch(noop);
+    }
+    if (seq !== meta.chunks) {
+      throw new StorageCorruptionError(printableKey(chunkKey(slot, seq)), null, `snapshot chunk missing (${seq} of ${meta.chunks} found)`);
+    }
+    if (size !== meta.size || checksum >>> 0 !== meta.checksum >>> 0) {
+      const key = what === 'read' ? SNAPSHOT_KEY : STAGING_KEY;
+      throw new StorageCorruptionError(
+        printableKey(key),
+        null,
+        `snapshot ${meta.index} content is ${size} bytes with checksum ${checksum >>> 0}, recorded ${meta.size} bytes with ${meta.checksum}`,
+      );
+    }
+  }
+
+  /** A staging handle bound to `slot` in this incarnation of the store. */
+  #handle(slot: number): SnapshotStaging {
+    const epoch = this.#epoch;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the handle's methods run later
+    const self = this;
+    const view = (): LiveStaging | null => {
+      const st = self.#staging;
+      return st !== null && st.slot === slot && self.#epoch === epoch ? st : null;
+    };
+    const live = (what: string): LiveStaging | Promise<never> => {
+      if (self.#state === 'closed' || self.#state === 'closing') return quietReject(new ShutdownError(what));
+      const unusable = self.#unusable(what);
+      if (unusable !== null) return Promise.reject(unusable);
+      const st = view();
+      if (st === null) {
+        return Promise.reject(new StorageError('snapshot staging is no longer live (committed, discarded, replaced or reopened)'));
+      }
+      return st;
+    };
+    const descriptor = (view() as LiveStaging).descriptor;
+    return {
+      descriptor,
+      get size() {
+        return view()?.size ?? 0;
+      },
+      get chunks() {
+        return view()?.chunks ?? 0;
+      },
+      get checksum() {
+        return view()?.checksum ?? 0;
+      },
+      append(data: Uint8Array): Promise<void> {
+        const st = live('snapshot chunk append');
+        if (st instanceof Promise) return st;
+        if (!(data instanceof Uint8Array)) return Promise.reject(new StorageError('snapshot chunk must be a Uint8Array'));
+        if (data.length === 0) return self.#task(async () => {});
+        const key = chunkKey(slot, st.chunks);
+        const value = encodeChunk(self.#crc32, key, st.size, data);
+        st.size += data.length;
+        st.checksum = self.#crc32(data, st.checksum) >>> 0;
+        st.chunks += 1;
+        const header = encodeStaging(self.#crc32, self.#stagingRecord());
+        const promise = new Promise<void>((resolve, reject) => {
+          self.#enqueue({
+            kind: 'write',
+            ops: [
+              { type: 'put', key, value },
+              { type: 'put', key: STAGING_KEY, value: header },
+            ],
+            bytes: value.length + header.length + CHUNK_KEY_LENGTH + STAGING_KEY.length,
+            resolve,
+            reject,
+          });
+        });
+        promise.catch(noop);
+        return promise;
+      },
+      commit(expected?: { readonly size?: number; readonly checksum?: number }): Promise<SnapshotMeta> {
+        const st = live('snapshot commit');
+        if (st instanceof Promise) return st;
+        const meta: SnapshotMeta = { ...st.descriptor, size: st.size, checksum: st.checksum, chunks: st.chunks };
+        const refused = refuseInstall(meta, expected, self.#snapshots[0]?.meta ?? null, self.#firstIndex);
+        if (refused !== null) return Promise.reject(new StorageError(refused));
+        // Accept the install now (later writes validate against it); the task verifies, then writes it.
+        const kept = [{ slot, meta }, ...self.#snapshots];
+        const dropped = kept.splice(self.#keep);
+        self.#snapshots = kept;
+        self.#staging = null;
+        const ops: Op[] = [
+          { type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshots(self.#crc32, kept) },
+          { type: 'del', key: STAGING_KEY },
+        ];
+        const { index, term } = meta;
+        const connects = index >= self.#firstIndex - 1 && index <= self.#lastIndex && self.#termAt(index) === term;
+        let clearBelow = 0;
+        if (!connects) {
+          // §7: discard the whole log; it restarts empty after the snapshot.
+          ops.push({ type: 'put', key: FIRST_KEY, value: encodeFirst(self.#crc32, index + 1, term) });
+          for (let i = Math.max(self.#firstIndex, index + 1); i <= self.#lastIndex; i++) ops.push({ type: 'del', key: logKey(i) });
+          clearBelow = index + 1;
+          self.#firstIndex = index + 1;
+          self.#prevTerm = term;
+          self.#lastIndex = index;
+          self.#runs = [];
+        }
+        return self
+          .#task(async (db) => {
+            try {
+              for await (const _ of self.#readSlot(slot, meta, 'verify'));
+            } catch (err) {
+              // The accepted state is ahead of the disk and wrong: refuse everything until reopened.
+              self.#failure = err;
+              throw err;
+            }
+            await db.batch(ops, SYNCED_BATCH);
+            if (clearBelow > 0) await db.clear({ gte: logKey(0), lt: logKey(clearBelow), keyEncoding: 'view' });
+            for (const r of dropped) await self.#clearSlot(db, r.slot);
+          })
+          .then(() => meta);
+      },
+      discard(): Promise<void> {
+        const st = live('snapshot discard');
+        if (st instanceof Promise) return st;
+        self.#staging = null;
+        return self.#task(async (db) => {
+          await db.batch([{ type: 'del', key: STAGING_KEY }], SYNCED_BATCH);
+          await self.#clearSlot(db, slot);
+        });
+      },
+    };
   }
 
   /** The first key in `[gte, lt)`, or `null`. */

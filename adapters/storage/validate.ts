@@ -5,7 +5,7 @@
  * @module
  */
 import type { HardState, LogEntry } from '../../machines/types.js';
-import type { StorageWrite } from './storage.js';
+import type { SnapshotDescriptor, SnapshotMeta, StorageWrite } from './storage.js';
 
 /** What a write is checked against: the log and hard state as accepted so far. */
 export interface AcceptedState {
@@ -65,3 +65,57 @@ export function invalidWrite(write: StorageWrite, state: AcceptedState): string 
   }
   return null;
 }
+
+/** How many snapshots a storage keeps by default: the current one and the one before. */
+export const DEFAULT_KEEP_SNAPSHOTS = 2;
+
+/** Why `keep` is not a valid `keepSnapshots` option, or `null` (`undefined` means the default). */
+export function invalidKeepSnapshots(keep: unknown): string | null {
+  if (keep === undefined) return null;
+  return typeof keep === 'number' && Number.isSafeInteger(keep) && keep >= 1 ? null : `must be an integer >= 1, got ${String(keep)}`;
+}
+
+/**
+ * Why `d` is not a valid snapshot descriptor, or `null`: `index` and `term`
+ * integers `>= 1`, `configurationIndex` an integer in `0..index`, and
+ * `configuration` an object with a `servers` array.
+ */
+export function invalidDescriptor(d: SnapshotDescriptor): string | null {
+  if (typeof d !== 'object' || d === null) return 'not an object';
+  if (!Number.isSafeInteger(d.index) || d.index < 1) return `index must be an integer >= 1, got ${d.index}`;
+  if (!Number.isSafeInteger(d.term) || d.term < 1) return `term must be an integer >= 1, got ${d.term}`;
+  if (!Number.isSafeInteger(d.configurationIndex) || d.configurationIndex < 0 || d.configurationIndex > d.index) {
+    return `configurationIndex must be an integer in 0..${d.index}, got ${d.configurationIndex}`;
+  }
+  const c = d.configuration as unknown;
+  if (typeof c !== 'object' || c === null || !Array.isArray((c as { servers?: unknown }).servers)) {
+    return 'configuration must be an object with a servers array';
+  }
+  return null;
+}
+
+/**
+ * Why installing `meta` must be refused, or `null`: it does not match
+ * `expected`, it is not newer than `current`, or the log was compacted past it.
+ */
+export function refuseInstall(
+  meta: SnapshotMeta,
+  expected: { readonly size?: number; readonly checksum?: number } | undefined,
+  current: SnapshotMeta | null,
+  firstIndex: number,
+): string | null {
+  if (expected?.size !== undefined && expected.size !== meta.size) {
+    return `snapshot ${meta.index}: staged ${meta.size} bytes, expected ${expected.size}`;
+  }
+  if (expected?.checksum !== undefined && expected.checksum !== meta.checksum) {
+    return `snapshot ${meta.index}: staged content has checksum ${meta.checksum}, expected ${expected.checksum}`;
+  }
+  if (current !== null && meta.index <= current.index) {
+    return `snapshot ${meta.index} is not newer than the current snapshot ${current.index}`;
+  }
+  if (meta.index < firstIndex - 1) {
+    return `snapshot ${meta.index} is below the log's boundary ${firstIndex - 1} (compacted past it)`;
+  }
+  return null;
+}
+

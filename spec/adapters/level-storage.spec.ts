@@ -147,7 +147,7 @@ t.test('a torn tail is repaired: the last index steps back and writing continues
   await db.put(logKey(5), last.subarray(0, last.length - 3), VIEW); // a value cut short
 
   const s = new LevelStorage({ db });
-  t.same(await s.open(), { hardState: { term: 1, votedFor: 'a' }, firstIndex: 1, lastIndex: 4 });
+  t.same(await s.open(), { hardState: { term: 1, votedFor: 'a' }, firstIndex: 1, lastIndex: 4, boundaryTerm: 0, snapshot: null });
   t.same(s.recovery(), { droppedIndexes: [5], droppedKeys: [hex(logKey(5))] });
   t.equal(await db.get(logKey(5), VIEW), undefined, 'the torn record was deleted');
   t.same(
@@ -215,8 +215,10 @@ t.test('format record: written on a fresh store, required once data exists, vers
   const db = newDb(t);
   await filled(db, 1);
   const format = ascii('meta:format');
-  await db.put(format, seal(format, Uint8Array.of(0, 0, 0, 2)), VIEW);
-  await t.rejects(new LevelStorage({ db }).open(), { name: 'StorageError', message: /version 2/ });
+  await db.put(format, seal(format, Uint8Array.of(0, 0, 0, 3)), VIEW);
+  await t.rejects(new LevelStorage({ db }).open(), { name: 'StorageError', message: /version 3 is not supported \(this code reads 1 to 2\)/ });
+  await db.put(format, seal(format, Uint8Array.of(0, 0, 0, 0)), VIEW);
+  await t.rejects(new LevelStorage({ db }).open(), { name: 'StorageError', message: /version 0/ });
   await db.del(format, VIEW);
   await t.rejects(new LevelStorage({ db }).open(), { name: 'StorageCorruptionError', key: 'meta:format' });
   await db.put(format, seal(format, Uint8Array.of(1)), VIEW);
@@ -318,7 +320,7 @@ t.test('compact() drops a prefix durably, and writing goes on after it', async (
   await s.close();
 
   let again = new LevelStorage({ db });
-  t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 7, lastIndex: 10 });
+  t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 7, lastIndex: 10, boundaryTerm: 2, snapshot: null });
   // Truncate everything held, then append right after the compacted prefix: its term is remembered.
   await t.rejects(again.write({ truncateFrom: 7, entries: [entry(7, 1)] }), { message: /below the previous entry's term 2/ });
   await again.write({ truncateFrom: 7, entries: [entry(7, 3)] });
@@ -333,7 +335,7 @@ t.test('compact() drops a prefix durably, and writing goes on after it', async (
   await again.close();
 
   again = new LevelStorage({ db });
-  t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 21, lastIndex: 21 });
+  t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 21, lastIndex: 21, boundaryTerm: 4, snapshot: null });
   t.same(
     (await again.entries(21, 21)).map((e) => [e.index, e.term]),
     [[21, 4]],
@@ -354,7 +356,7 @@ t.test('an interrupted compaction leaves entries below the first index; open del
   await filled(db, 6);
   await db.put(ascii('meta:first'), await raw(src, ascii('meta:first')), VIEW); // the first record synced, clear() lost
   const s = new LevelStorage({ db });
-  t.same(await s.open(), { hardState: { term: 1, votedFor: 'a' }, firstIndex: 4, lastIndex: 6 });
+  t.same(await s.open(), { hardState: { term: 1, votedFor: 'a' }, firstIndex: 4, lastIndex: 6, boundaryTerm: 1, snapshot: null });
   t.same(
     (await dump(db)).filter(([k]) => k.startsWith('6c')).map(([k]) => k),
     [4, 5, 6].map((i) => hex(logKey(i))),
@@ -412,11 +414,11 @@ t.test('classic-level: creates the directory, reopens on the same instance, repo
   const dir = await mkdtemp(join(tmpdir(), 'raftchart-level-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const s = new LevelStorage({ path: join(dir, 'nested', 'n1') });
-  t.same(await s.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0 });
+  t.same(await s.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0, boundaryTerm: 0, snapshot: null });
   const data = Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff);
   await s.write({ hardState: { term: 2, votedFor: 'n1' }, entries: [entry(1, 2, 'normal', data)] });
   await s.close();
-  t.same(await s.open(), { hardState: { term: 2, votedFor: 'n1' }, firstIndex: 1, lastIndex: 1 }, 'opened again');
+  t.same(await s.open(), { hardState: { term: 2, votedFor: 'n1' }, firstIndex: 1, lastIndex: 1, boundaryTerm: 0, snapshot: null }, 'opened again');
   const second = new LevelStorage({ path: join(dir, 'nested', 'n1') });
   await t.rejects(second.open(), StorageError, 'LevelDB lock held by the first instance');
   const got = (await s.entries(1, 1))[0] as LogEntry;

@@ -16,7 +16,7 @@ const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve
 
 t.test('a fresh store opens empty', async (t) => {
   const s = new MemoryStorage();
-  t.same(await s.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0 });
+  t.same(await s.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0, boundaryTerm: 0, snapshot: null });
   t.same(await s.entries(1, 0), []);
   t.same(s.durableLog(), []);
   t.same(s.durableHardState(), { term: 0, votedFor: null });
@@ -36,7 +36,7 @@ t.test('without a sync delay, writes are durable when write() returns', async (t
   t.same(indexes(await s.entries(1, 2)), [1, 2]);
   t.equal((await s.entries(2, 2))[0]?.term, 2);
   await s.close();
-  t.same(await s.open(), { hardState: { term: 1, votedFor: 'a' }, firstIndex: 1, lastIndex: 2 });
+  t.same(await s.open(), { hardState: { term: 1, votedFor: 'a' }, firstIndex: 1, lastIndex: 2, boundaryTerm: 0, snapshot: null });
 });
 
 t.test('entries() reads by reference and rejects what is not held', async (t) => {
@@ -81,7 +81,7 @@ t.test('crash: only synced writes survive, writes become durable in call order',
   t.equal(clock.pending(), 0, 'the in-flight sync timer was cleared');
   t.notOk(s.isOpen());
 
-  t.same(await s.open(), { hardState: { term: 1, votedFor: null }, firstIndex: 1, lastIndex: 2 });
+  t.same(await s.open(), { hardState: { term: 1, votedFor: null }, firstIndex: 1, lastIndex: 2, boundaryTerm: 0, snapshot: null });
   t.same(indexes(await s.entries(1, 2)), [1, 2]);
   await t.rejects(s.entries(3, 3), StorageError, 'the unsynced entries are gone');
   // The restarted node writes where the durable log ends.

@@ -51,7 +51,7 @@ export const range = (from: number, to: number, term: number): LogEntry[] =>
 const plain = (e: LogEntry): [number, number, EntryType, number[]] => [e.index, e.term, e.type, Array.from(e.data)];
 const plainAll = (log: readonly LogEntry[]): Array<[number, number, EntryType, number[]]> => log.map(plain);
 
-const FRESH: StoredState = { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0 };
+const FRESH: StoredState = { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0, boundaryTerm: 0, snapshot: null };
 
 /** All entries the store holds after opening (empty array when none). */
 async function readAll(s: RaftStorage, state: StoredState): Promise<LogEntry[]> {
@@ -125,7 +125,7 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
       );
       await t.rejects(s.entries(5, 5), StorageError, 'the truncated entry 5 is gone');
       const again = await restart(t, s, f);
-      t.same(again.state, { hardState: { term: 2, votedFor: 'b' }, firstIndex: 1, lastIndex: 4 });
+      t.same(again.state, { hardState: { term: 2, votedFor: 'b' }, firstIndex: 1, lastIndex: 4, boundaryTerm: 0, snapshot: null });
       t.same(
         (await again.s.entries(1, 4)).map((e) => [e.index, e.term]),
         [
@@ -168,7 +168,7 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
       t.same(order, [0, 1, 2, 3, 4, 5, 6], 'promises resolve in call order');
       t.same(plainAll(await read), plainAll(model.log));
       const again = await restart(t, s, f);
-      t.same(again.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 8 });
+      t.same(again.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 8, boundaryTerm: 0, snapshot: null });
       t.same(plainAll(await again.s.entries(1, 8)), plainAll(model.log));
     });
 
@@ -181,13 +181,13 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
         await s.write(w);
       }
       let cur = await restart(t, s, f);
-      t.same(cur.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 50 });
+      t.same(cur.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 50, boundaryTerm: 0, snapshot: null });
       t.same(plainAll(await readAll(cur.s, cur.state)), plainAll(model.log));
       const w = { truncateFrom: 49, entries: range(49, 60, 6) };
       model.apply(w);
       await cur.s.write(w);
       cur = await restart(t, cur.s, f);
-      t.same(cur.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 60 });
+      t.same(cur.state, { hardState: model.hardState, firstIndex: 1, lastIndex: 60, boundaryTerm: 0, snapshot: null });
       t.same(plainAll(await readAll(cur.s, cur.state)), plainAll(model.log));
     });
 
@@ -229,7 +229,7 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
       );
       await t.rejects(s.entries(4, 4), StorageError, 'nothing was appended');
       const again = await restart(t, s, f);
-      t.same(again.state, { hardState: { term: 2, votedFor: 'a' }, firstIndex: 1, lastIndex: 3 }, 'nothing reached the disk');
+      t.same(again.state, { hardState: { term: 2, votedFor: 'a' }, firstIndex: 1, lastIndex: 3, boundaryTerm: 0, snapshot: null }, 'nothing reached the disk');
 
       // The valid neighbours of those cases pass, in order.
       const good = [
@@ -243,7 +243,7 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
       ];
       await Promise.all(good);
       const third = await restart(t, again.s, f);
-      t.same(third.state, { hardState: { term: 3, votedFor: 'c' }, firstIndex: 1, lastIndex: 0 });
+      t.same(third.state, { hardState: { term: 3, votedFor: 'c' }, firstIndex: 1, lastIndex: 0, boundaryTerm: 0, snapshot: null });
     });
 
     t.test('entries() rejects ranges that are not held', async (t) => {
@@ -320,7 +320,7 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
       void s.write({ entries: [entry(2, 1)] });
       await t.rejects(s.write({ entries: [entry(2, 1)] }), ShutdownError, 'write after close');
       const again = await f.reopen();
-      t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 1 });
+      t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 1, boundaryTerm: 0, snapshot: null });
       await again.close();
     });
 
