@@ -76,6 +76,21 @@ export {
   type JsonValue,
   type JsonLimits,
 } from './adapters/inspect/serialize.js';
+/**
+ * Machines as data: {@link describeMachine} reads any XState machine (such as {@link nodeMachine})
+ * into plain data, {@link toSvg} and {@link toMermaid} draw it. The docs site and the live cluster
+ * view use them; the diagrams are generated from the code, so they cannot drift from it.
+ */
+export {
+  describeMachine,
+  toSvg,
+  toMermaid,
+  type MachineInfo,
+  type StateInfo,
+  type StateKind,
+  type TransitionInfo,
+  type Trigger,
+} from './adapters/inspect/statechart.js';
 export {
   encodeFrame,
   decodeFrame,

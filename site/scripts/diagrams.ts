@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import type { AnyStateMachine } from 'xstate';
 import { nodeMachine } from '../../machines/node.machine.js';
 import { replicaMachine } from '../../machines/replica.machine.js';
-import { describeMachine, stateTable, toMermaid, toSvg, transitionTable, type MachineInfo } from './statechart.js';
+import { describeMachine, stateTable, toMermaid, toSvg, transitionTable, type MachineInfo } from '../../adapters/inspect/statechart.js';
 
 /** A machine to draw, and what the guide says about it. */
 export interface DrawnMachine {

@@ -20,7 +20,7 @@ import {
   toMermaid,
   toSvg,
   transitionTable,
-} from '../../site/scripts/statechart.js';
+} from '../../adapters/inspect/statechart.js';
 
 /** What the machine object itself declares, walked without the generator's code. */
 interface Walk {

@@ -1,56 +1,86 @@
 /**
- * Reads an XState v5 machine object as plain data, and renders that data as
- * a Mermaid `stateDiagram-v2`, a self-contained SVG and Markdown tables.
+ * Machines as data: reads an XState v5 machine object as plain data, and
+ * renders that data as a Mermaid `stateDiagram-v2`, a self-contained SVG and
+ * Markdown tables.
  *
  * Nothing here knows the Raft machines: it walks `machine.root` (state nodes,
  * `transitions`, `always`, `after`, `entry`/`exit`, `invoke`, `initial`), so a
  * diagram can never drift from the definition it is drawn from. Every output
- * is a pure function of the machine: same machine, byte-identical text.
+ * is a pure function of the machine: same machine, byte-identical text. The
+ * docs site draws its Machines guide with it at build time, and the live
+ * cluster view (`examples/live-view`) at run time.
  *
  * @module
  */
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 
-/** What fires a transition. */
+/**
+ * What fires a transition: an event type, a delay (`after`), or nothing (`always`).
+ *
+ * @remarks Part of {@link MachineInfo}, the plain-data view of a machine that {@link describeMachine} returns.
+ */
 export type Trigger =
   | { readonly kind: 'event'; readonly event: string }
   | { readonly kind: 'after'; readonly delay: string }
   | { readonly kind: 'always' };
 
-/** One transition, as declared (candidates of one trigger keep their priority order). */
+/**
+ * One transition, as declared (candidates of one trigger keep their priority order).
+ *
+ * @remarks Part of {@link MachineInfo}; names are those given in the machine's `setup()`.
+ */
 export interface TransitionInfo {
   readonly trigger: Trigger;
   /** Guard name; combinators print as `and(a, b)`, `not(a)`, `in(follower.led)`; a function literal is `inline`. */
   readonly guard: string | null;
   /** Target state paths relative to the machine (`follower.led`); empty for a targetless transition. */
   readonly targets: readonly string[];
+  /** `reenter: true`: the source state is exited and entered again. */
   readonly reenter: boolean;
+  /** Action names in execution order; XState built-ins without their `xstate.` prefix (`raise`, `sendTo`, ...). */
   readonly actions: readonly string[];
 }
 
-/** Kinds of state node, as XState names them. */
+/** Kinds of state node, as XState names them (`atomic` has no children). */
 export type StateKind = 'atomic' | 'compound' | 'parallel' | 'final' | 'history';
 
-/** One state node and its subtree. */
+/**
+ * One state node and its subtree.
+ *
+ * @remarks Part of {@link MachineInfo}. `path` is what an SVG from {@link toSvg} carries as the
+ * `data-state` attribute of the state's box, so a viewer can highlight the active states.
+ */
 export interface StateInfo {
+  /** The state's key in its parent (`led`). */
   readonly key: string;
   /** Dotted path from the machine root (`follower.led`); `''` for the root itself. */
   readonly path: string;
+  /** Atomic, compound, parallel, final or history. */
   readonly kind: StateKind;
   /** Key of the initial child of a compound state. */
   readonly initial: string | null;
+  /** Entry action names. */
   readonly entry: readonly string[];
+  /** Exit action names. */
   readonly exit: readonly string[];
   /** Invoked actors, by id. */
   readonly invoke: readonly string[];
+  /** Event transitions in declaration order, then delayed (`after`) ones, then eventless (`always`) ones. */
   readonly transitions: readonly TransitionInfo[];
   /** Children in definition order. */
   readonly children: readonly StateInfo[];
 }
 
-/** A machine as data. */
+/**
+ * A machine as data: its id and its tree of states, each with its transitions, guards, delays and actions.
+ *
+ * @remarks Built by {@link describeMachine}; rendered by {@link toSvg} and {@link toMermaid}. Plain
+ * JSON-compatible objects: it can be stored, diffed or sent to a browser.
+ */
 export interface MachineInfo {
+  /** The machine's id (`node`, `replica`). */
   readonly id: string;
+  /** The root state node; its `path` is `''`. */
   readonly root: StateInfo;
 }
 
@@ -173,7 +203,22 @@ function describeNode(machineId: string, node: AnyStateNode): StateInfo {
   };
 }
 
-/** Reads a machine object into plain data. */
+/**
+ * Reads a machine object into plain data: every state, and every transition with its trigger,
+ * guard, targets and actions.
+ *
+ * @remarks Walks the definition (`machine.root`), never a running actor, so the result depends on
+ * the machine alone: the same machine gives equal data. Guards and actions print by name; a
+ * function literal in the definition prints as `inline`. XState's own bookkeeping for `after`
+ * (a raise on entry, a cancel on exit) is left out.
+ *
+ * @example
+ * ```ts
+ * import { describeMachine, nodeMachine } from 'raftchart'
+ * const info = describeMachine(nodeMachine)
+ * const roles = info.root.children.map((s) => s.key) // ['follower', 'preCandidate', 'candidate', 'leader']
+ * ```
+ */
 export function describeMachine(machine: AnyStateMachine): MachineInfo {
   return { id: machine.id, root: describeNode(machine.id, machine.root) };
 }
@@ -222,11 +267,20 @@ function mermaidText(text: string): string {
 }
 
 /**
- * A Mermaid `stateDiagram-v2` of the machine. Transitions that change state are
+ * A Mermaid `stateDiagram-v2` of the machine.
+ *
+ * @remarks Transitions that change state are
  * edges; targetless ones (actions only) are left to the tables. Transitions of
  * the machine root hold in any state and start from an `(any state)` node.
  * Parallel regions are drawn as nested composite states (not `--` separators,
  * which mermaid does not parse when a later region's state has an outside edge).
+ * Deterministic: the same data gives byte-identical text.
+ *
+ * @example
+ * ```ts
+ * import { describeMachine, replicaMachine, toMermaid } from 'raftchart'
+ * const source = toMermaid(describeMachine(replicaMachine)) // 'stateDiagram-v2\n  [*] --> s_probe\n...'
+ * ```
  */
 export function toMermaid(info: MachineInfo): string {
   const lines: string[] = ['stateDiagram-v2'];
@@ -370,7 +424,21 @@ const LEGEND = [
   'after(delay): delayed transition · always: eventless transition · candidates of one trigger are listed in priority order',
 ];
 
-/** A self-contained SVG: states as nested rounded boxes, each listing its own transitions. */
+/**
+ * A self-contained SVG: states as nested rounded boxes, each listing its own transitions.
+ *
+ * @remarks Needs no script, font or stylesheet from elsewhere. Each state's box is a
+ * `<g data-state="path">` (the {@link StateInfo.path}, or the machine id for the root), so a page
+ * that inlines the SVG can mark the active states with CSS, as the live cluster view does.
+ * Deterministic: the same data gives byte-identical text.
+ *
+ * @example
+ * ```ts
+ * import { describeMachine, nodeMachine, toSvg } from 'raftchart'
+ * import { writeFile } from 'node:fs/promises'
+ * await writeFile('node.svg', toSvg(describeMachine(nodeMachine)))
+ * ```
+ */
 export function toSvg(info: MachineInfo): string {
   const body = layout(info, info.root, 0, false, false);
   const legendH = LEGEND.length * LINE + 8;
