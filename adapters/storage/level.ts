@@ -1297,8 +1297,10 @@ export class LevelStorage implements RaftStorage, SnapshotStore {
           .then(() => meta);
       },
       discard(): Promise<void> {
-        const st = live('snapshot discard');
-        if (st instanceof Promise) return st;
+        if (self.#state === 'closed' || self.#state === 'closing') return quietReject(new ShutdownError('snapshot discard'));
+        const unusable = self.#unusable('snapshot discard');
+        if (unusable !== null) return Promise.reject(unusable);
+        if (view() === null) return self.#task(async () => {}); // already gone: nothing to do
         self.#staging = null;
         return self.#task(async (db) => {
           await db.batch([{ type: 'del', key: STAGING_KEY }], SYNCED_BATCH);

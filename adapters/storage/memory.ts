@@ -570,8 +570,9 @@ export class MemoryStorage implements RaftStorage, SnapshotStore {
           .then(() => meta);
       },
       discard(): Promise<void> {
-        const st = live();
-        if (st instanceof Promise) return st;
+        const unusable = self.#unusable('snapshot discard');
+        if (unusable !== null) return unusable;
+        if (view() === null) return self.#submit({ kind: 'fn', fn: noop }); // already gone: nothing to do
         return self.#submit({
           kind: 'fn',
           fn: (s) => {

@@ -76,7 +76,8 @@ export interface SnapshotMeta extends SnapshotDescriptor {
  * Operations are ordered with the storage's other writes. A staging object
  * that was committed, discarded or replaced by a newer staging (or whose
  * storage was closed) rejects every call with {@link StorageError} (or
- * {@link ShutdownError} after close).
+ * {@link ShutdownError} after close), except
+ * {@link SnapshotStaging.discard}, which then does nothing.
  *
  * @example
  * ```ts
@@ -121,7 +122,11 @@ export interface SnapshotStaging {
    * its check.
    */
   commit(expected?: { readonly size?: number; readonly checksum?: number }): Promise<SnapshotMeta>;
-  /** Deletes the staged chunks; the current snapshot is untouched. Idempotent while the storage is open. */
+  /**
+   * Deletes the staged chunks; the current snapshot is untouched. On a
+   * staging that is no longer live (committed, discarded, replaced) it does
+   * nothing, so it is idempotent while the storage is open.
+   */
   discard(): Promise<void>;
 }
 

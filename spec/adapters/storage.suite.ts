@@ -14,11 +14,24 @@
  *   resolved one.
  * - Lifecycle: use before `open()` rejects with `StorageError`, a second
  *   `open()` with `StorageError`, use after `close()` with `ShutdownError`.
+ * - Snapshots (adapters with a {@link SnapshotStore}): chunks staged in
+ *   order survive a restart and resume where the synced ones end; a snapshot
+ *   becomes current only when `commit` resolves, so a restart before that
+ *   keeps the previous one; the log is kept when it holds the snapshot's last
+ *   entry with its term and discarded otherwise (§7); the newest N are kept;
+ *   `open()` reports the current snapshot and the boundary term.
  */
 import type { Test } from 'tap';
-import type { RaftStorage, StoredState } from '../../adapters/storage/storage.js';
-import { ShutdownError, StorageError } from '../../errors.js';
-import type { EntryType, HardState, LogEntry } from '../../machines/types.js';
+import { crc32Js } from '../../adapters/storage/crc32.js';
+import {
+  hasSnapshotStore,
+  type RaftStorage,
+  type SnapshotDescriptor,
+  type SnapshotStore,
+  type StoredState,
+} from '../../adapters/storage/storage.js';
+import { ShutdownError, StorageCorruptionError, StorageError } from '../../errors.js';
+import type { Configuration, EntryType, HardState, LogEntry } from '../../machines/types.js';
 
 /** How the suite gets storages for one test; each test calls the factory maker once. */
 export interface StorageFactory {
@@ -30,6 +43,14 @@ export interface StorageFactory {
    * instance if the adapter supports opening again after close.
    */
   reopen(): RaftStorage | Promise<RaftStorage>;
+  /**
+   * Optional: damages chunk `seq` of the newest staging or snapshot (the one
+   * staged or installed last) as stored, so that reading it fails its check.
+   * `appended` is the buffer the suite passed to `append` for that chunk
+   * (an adapter that keeps chunks by reference may damage it). Returns the
+   * key the adapter's {@link StorageCorruptionError} must name.
+   */
+  corruptChunk?(target: { readonly kind: 'staged' } | { readonly kind: 'installed'; readonly index: number }, seq: number, appended: Uint8Array): Promise<string>;
 }
 
 /** Makes a fresh factory for one test; register cleanup with `t.teardown`. */
@@ -52,6 +73,42 @@ const plain = (e: LogEntry): [number, number, EntryType, number[]] => [e.index, 
 const plainAll = (log: readonly LogEntry[]): Array<[number, number, EntryType, number[]]> => log.map(plain);
 
 const FRESH: StoredState = { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0, boundaryTerm: 0, snapshot: null };
+
+const CONFIG: Configuration = {
+  servers: [
+    { id: 'a', address: 'ws://127.0.0.1:7001' },
+    { id: 'b', address: 'ws://127.0.0.1:7002', suffrage: 'learner' },
+  ],
+};
+
+const desc = (index: number, term: number, configurationIndex = 1): SnapshotDescriptor => ({
+  index,
+  term,
+  configuration: CONFIG,
+  configurationIndex,
+});
+
+/** `n` deterministic bytes starting from `seed`. */
+const bytesOf = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 17 + (i >> 8)) & 0xff);
+
+const concat = (parts: readonly Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+/** The whole content of an iterable of chunks. */
+async function drain(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const c of chunks) parts.push(c);
+  return concat(parts);
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 
 /** All entries the store holds after opening (empty array when none). */
 async function readAll(s: RaftStorage, state: StoredState): Promise<LogEntry[]> {
@@ -322,6 +379,272 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
       const again = await f.reopen();
       t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 1, boundaryTerm: 0, snapshot: null });
       await again.close();
+    });
+
+    // -- snapshots ---------------------------------------------------------------
+
+    /** Like setup(), for snapshot tests: skips adapters without a snapshot store. */
+    const snapSetup = async (t: Test): Promise<{ s: RaftStorage & SnapshotStore; f: StorageFactory; state: StoredState } | null> => {
+      const { s, f, state } = await setup(t);
+      if (!hasSnapshotStore(s)) {
+        t.pass('no snapshot store: skipped');
+        return null;
+      }
+      return { s, f, state };
+    };
+    const snapRestart = async (t: Test, s: RaftStorage, f: StorageFactory): Promise<{ s: RaftStorage & SnapshotStore; state: StoredState }> => {
+      const next = await restart(t, s, f);
+      if (!hasSnapshotStore(next.s)) throw new Error('the reopened storage lost its snapshot store');
+      return { s: next.s, state: next.state };
+    };
+    /** Stages `parts` as snapshot `d` and commits it. */
+    const install = async (s: SnapshotStore, d: SnapshotDescriptor, parts: readonly Uint8Array[]) => {
+      const staging = await s.stageSnapshot(d);
+      for (const p of parts) await staging.append(p);
+      return staging.commit();
+    };
+
+    t.test('snapshot: staged chunks become the current snapshot on commit, and a reopen reports it', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      t.same(s.snapshots(), [], 'a fresh store holds no snapshot');
+      await s.write({ entries: [...range(1, 4, 1), ...range(5, 10, 2)] });
+      const parts = [bytesOf(1000, 1), new Uint8Array(0), bytesOf(3, 2), bytesOf(70_000, 3)];
+      const content = concat(parts);
+      const staging = await s.stageSnapshot(desc(6, 2, 3));
+      t.same([staging.size, staging.chunks, staging.checksum], [0, 0, 0], 'a new staging is empty');
+      t.same(staging.descriptor, desc(6, 2, 3));
+      for (const p of parts) await staging.append(p);
+      t.same([staging.size, staging.chunks], [content.length, 3], 'size counts bytes, chunks count non-empty appends');
+      t.equal(staging.checksum, crc32Js(content), 'running checksum of the staged bytes');
+      t.same(s.snapshots(), [], 'not current before commit');
+      const meta = await staging.commit({ size: content.length, checksum: crc32Js(content) });
+      t.same(meta, { ...desc(6, 2, 3), size: content.length, checksum: crc32Js(content), chunks: 3 });
+      t.same(s.snapshots(), [meta]);
+      t.ok(sameBytes(await drain(s.readSnapshot()), content), 'content reads back');
+      t.ok(sameBytes(await drain(s.readSnapshot(6)), content), 'by index too');
+      t.same((await s.entries(1, 10)).map((e) => e.index), range(1, 10, 1).map((e) => e.index), 'the log holds entry 6 with term 2: kept');
+      await t.rejects(staging.append(bytesOf(1, 1)), StorageError, 'a committed staging is dead');
+      await t.rejects(staging.commit(), StorageError);
+      t.equal(await s.resumeSnapshot(), null, 'no staging left');
+
+      const again = await snapRestart(t, s, f);
+      t.same(again.state, { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 10, boundaryTerm: 0, snapshot: meta });
+      t.same(again.s.snapshots(), [meta]);
+      t.ok(sameBytes(await drain(again.s.readSnapshot()), content), 'content survives a reopen');
+
+      // Compaction after the install keeps a tail: the boundary term is reported.
+      await again.s.compact(4);
+      await t.rejects(again.s.entries(4, 4), StorageError, 'entry 4 is compacted');
+      const third = await snapRestart(t, again.s, f);
+      t.same(third.state, { hardState: { term: 0, votedFor: null }, firstIndex: 5, lastIndex: 10, boundaryTerm: 1, snapshot: meta });
+      await third.s.compact(6, 2);
+      const fourth = await snapRestart(t, third.s, f);
+      t.same([fourth.state.firstIndex, fourth.state.lastIndex, fourth.state.boundaryTerm], [7, 10, 2], 'compacted to the snapshot index');
+      await fourth.s.write({ entries: [entry(11, 2)] });
+    });
+
+    t.test('snapshot: installing discards a log that does not hold its last entry with its term (§7)', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      await s.write({ entries: range(1, 5, 1) });
+      const meta = await install(s, desc(8, 3), [bytesOf(10, 1)]);
+      await t.rejects(s.entries(5, 5), StorageError, 'the short log is gone');
+      t.same(await s.entries(9, 8), [], 'the log is empty after index 8');
+      await t.rejects(s.write({ entries: [entry(9, 2)] }), StorageError, 'the boundary term 3 holds for validation');
+      await s.write({ entries: [entry(9, 3), entry(10, 4)] });
+      const again = await snapRestart(t, s, f);
+      t.same(again.state, { hardState: { term: 0, votedFor: null }, firstIndex: 9, lastIndex: 10, boundaryTerm: 3, snapshot: meta });
+      t.same((await again.s.entries(9, 10)).map((e) => [e.index, e.term]), [[9, 3], [10, 4]]);
+
+      // A log holding the index with another term (a conflicting suffix) is discarded whole, suffix included.
+      await again.s.write({ entries: range(11, 14, 4) });
+      const meta2 = await install(again.s, desc(12, 5), [bytesOf(20, 2)]);
+      await t.rejects(again.s.entries(13, 13), StorageError, 'the conflicting suffix is gone');
+      const third = await snapRestart(t, again.s, f);
+      t.same(third.state, { hardState: { term: 0, votedFor: null }, firstIndex: 13, lastIndex: 12, boundaryTerm: 5, snapshot: meta2 });
+      await third.s.write({ entries: [entry(13, 5)] });
+    });
+
+    t.test('snapshot: a staging survives a restart and resumes after its last synced chunk', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      const parts = [bytesOf(500, 1), bytesOf(501, 2), bytesOf(502, 3), bytesOf(7, 4)];
+      const staging = await s.stageSnapshot(desc(3, 1));
+      for (const p of parts.slice(0, 3)) await staging.append(p);
+      const again = await snapRestart(t, s, f);
+      t.equal(again.state.snapshot, null, 'nothing installed');
+      await t.rejects(staging.append(parts[3] as Uint8Array), { name: /StorageError|ShutdownError/ }, 'a handle from before the restart is dead');
+      const resumed = await again.s.resumeSnapshot();
+      if (resumed === null) throw new Error('staging lost');
+      t.same(resumed.descriptor, desc(3, 1));
+      t.same([resumed.size, resumed.chunks], [1503, 3], 'resumes after the third chunk');
+      t.equal(resumed.checksum, crc32Js(concat(parts.slice(0, 3))));
+      await resumed.append(parts[3] as Uint8Array);
+      const meta = await resumed.commit({ size: 1510 });
+      t.equal(meta.chunks, 4);
+      t.ok(sameBytes(await drain(again.s.readSnapshot()), concat(parts)), 'resumed content is whole');
+      t.same([again.s.snapshots().length, await again.s.resumeSnapshot()], [1, null]);
+    });
+
+    t.test('snapshot: a crash before commit keeps the previous snapshot; discard restarts cleanly', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      const a = [bytesOf(300, 1), bytesOf(300, 2)];
+      const metaA = await install(s, desc(4, 1), a);
+      const staging = await s.stageSnapshot(desc(9, 2));
+      await staging.append(bytesOf(1000, 9));
+      // Not awaited: may or may not be synced when the crash comes.
+      void staging.append(bytesOf(1000, 10)).catch(() => {});
+      const again = await snapRestart(t, s, f);
+      t.same(again.state.snapshot, metaA, 'the previous snapshot is current');
+      t.same([again.state.firstIndex, again.state.lastIndex, again.state.boundaryTerm], [5, 4, 1]);
+      t.ok(sameBytes(await drain(again.s.readSnapshot()), concat(a)), 'and intact');
+      const resumed = await again.s.resumeSnapshot();
+      t.ok(resumed !== null && resumed.chunks >= 1 && resumed.chunks <= 2, 'the staging holds a prefix of the appends');
+      await resumed?.discard();
+      await resumed?.discard(); // idempotent
+      t.equal(await again.s.resumeSnapshot(), null, 'discarded');
+      const third = await snapRestart(t, again.s, f);
+      t.equal(await third.s.resumeSnapshot(), null, 'discarded for good');
+      t.same(third.state.snapshot, metaA);
+      const metaB = await install(third.s, desc(9, 2), [bytesOf(5, 5)]);
+      t.same(third.s.snapshots(), [metaB, metaA]);
+    });
+
+    t.test('snapshot: a new staging replaces the old one; stale handles refuse', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      const x = await s.stageSnapshot(desc(5, 1));
+      await x.append(bytesOf(100, 1));
+      const y = await s.stageSnapshot(desc(7, 2));
+      await t.rejects(x.append(bytesOf(1, 1)), StorageError, 'replaced staging refuses appends');
+      await t.rejects(x.commit(), StorageError, 'and commit');
+      await x.discard(); // a no-op: it must not discard the live staging
+      t.same([y.size, y.chunks], [0, 0]);
+      await y.append(bytesOf(10, 2));
+      const again = await snapRestart(t, s, f);
+      const resumed = await again.s.resumeSnapshot();
+      t.same([resumed?.descriptor.index, resumed?.size], [7, 10], 'the replacement is what survives');
+      const meta = await resumed?.commit();
+      t.ok(sameBytes(await drain(again.s.readSnapshot()), bytesOf(10, 2)));
+      t.equal(meta?.index, 7);
+    });
+
+    t.test('snapshot: bad descriptors, chunks, mismatches and old snapshots are refused', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      const bad: Array<[string, SnapshotDescriptor]> = [
+        ['index 0', desc(0, 1, 0)],
+        ['term 0', desc(3, 0)],
+        ['fractional index', desc(2.5, 1)],
+        ['configuration index past the snapshot', desc(3, 1, 4)],
+        ['negative configuration index', desc(3, 1, -1)],
+        ['configuration without servers', { ...desc(3, 1), configuration: {} as Configuration }],
+        ['not an object', null as unknown as SnapshotDescriptor],
+      ];
+      for (const [what, d] of bad) await t.rejects(s.stageSnapshot(d), StorageError, what);
+      t.equal(await s.resumeSnapshot(), null, 'no staging was started');
+      const staging = await s.stageSnapshot(desc(5, 2));
+      await t.rejects(staging.append('abc' as unknown as Uint8Array), StorageError, 'a chunk must be bytes');
+      await staging.append(bytesOf(10, 1));
+      await t.rejects(staging.commit({ size: 11 }), { name: 'StorageError', message: /11/ }, 'size mismatch');
+      await t.rejects(staging.commit({ checksum: 1 }), StorageError, 'checksum mismatch');
+      t.equal(staging.size, 10, 'the staging is still there');
+      await staging.commit();
+      for (const [what, d] of [['same index', desc(5, 2)], ['older index', desc(4, 2)]] as const) {
+        const old = await s.stageSnapshot(d);
+        await t.rejects(old.commit(), { name: 'StorageError', message: /not newer/ }, what);
+        await old.discard();
+      }
+      const again = await snapRestart(t, s, f);
+      t.equal(again.s.snapshots().length, 1);
+      t.equal(await again.s.resumeSnapshot(), null);
+      await t.rejects(drain(again.s.readSnapshot(4)), StorageError, 'no snapshot at index 4');
+    });
+
+    t.test('snapshot: the newest N are kept (2 by default)', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      await t.rejects(drain(s.readSnapshot()), StorageError, 'nothing to read yet');
+      const metas = [];
+      for (let i = 1; i <= 4; i++) metas.push(await install(s, desc(2 * i, i), [bytesOf(100 * i, i), bytesOf(3, i)]));
+      t.same(s.snapshots(), [metas[3], metas[2]]);
+      t.ok(sameBytes(await drain(s.readSnapshot(6)), concat([bytesOf(300, 3), bytesOf(3, 3)])), 'the previous one is readable');
+      await t.rejects(drain(s.readSnapshot(4)), StorageError, 'older ones are gone');
+      const again = await snapRestart(t, s, f);
+      t.same(again.s.snapshots(), [metas[3], metas[2]]);
+      t.ok(sameBytes(await drain(again.s.readSnapshot()), concat([bytesOf(400, 4), bytesOf(3, 4)])));
+    });
+
+    t.test('snapshot: an empty snapshot', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      const staging = await s.stageSnapshot(desc(1, 1, 0));
+      await staging.append(new Uint8Array(0));
+      const meta = await staging.commit({ size: 0, checksum: 0 });
+      t.same(meta, { ...desc(1, 1, 0), size: 0, checksum: 0, chunks: 0 });
+      t.equal((await drain(s.readSnapshot())).length, 0);
+      const again = await snapRestart(t, s, f);
+      t.same(again.state.snapshot, meta);
+      t.equal((await drain(again.s.readSnapshot())).length, 0);
+    });
+
+    t.test('snapshot: a damaged chunk fails with StorageCorruptionError naming its key', async (t) => {
+      const setupResult = await snapSetup(t);
+      if (setupResult === null) return;
+      const { s, f } = setupResult;
+      if (f.corruptChunk === undefined) {
+        t.pass('the factory cannot damage chunks: skipped');
+        return;
+      }
+      const first = [bytesOf(200, 1), bytesOf(200, 2)];
+      const metaA = await install(s, desc(3, 1), first);
+      const key = await f.corruptChunk({ kind: 'installed', index: 3 }, 1, first[1] as Uint8Array);
+      const readErr = await drain(s.readSnapshot()).then(() => null, (e: unknown) => e);
+      t.type(readErr, StorageCorruptionError, 'reading a damaged snapshot fails');
+      t.match(readErr, { code: 'STORAGE_CORRUPTION', key });
+
+      const parts = [bytesOf(100, 3), bytesOf(100, 4), bytesOf(100, 5)];
+      const staging = await s.stageSnapshot(desc(6, 2));
+      for (const p of parts) await staging.append(p);
+      const stagedKey = await f.corruptChunk({ kind: 'staged' }, 2, parts[2] as Uint8Array);
+      const err = await staging.commit().then(() => null, (e: unknown) => e);
+      t.type(err, StorageCorruptionError, 'commit verifies every staged chunk');
+      t.match(err, { key: stagedKey });
+      const again = await snapRestart(t, s, f);
+      t.same(again.state.snapshot, metaA, 'the previous snapshot is still current');
+      const resumed = await again.s.resumeSnapshot();
+      t.equal(resumed?.chunks, 3, 'the damaged staging is still there to discard');
+      await resumed?.discard();
+      t.equal(await again.s.resumeSnapshot(), null);
+    });
+
+    t.test('snapshot: lifecycle errors', async (t) => {
+      const f = await make(t);
+      const s = await f.create();
+      if (!hasSnapshotStore(s)) {
+        t.pass('no snapshot store: skipped');
+        return;
+      }
+      await t.rejects(s.stageSnapshot(desc(1, 1)), StorageError, 'stage before open');
+      await t.rejects(s.compact(1, 1), StorageError, 'compact before open');
+      await s.open();
+      const staging = await s.stageSnapshot(desc(1, 1));
+      await s.close();
+      await t.rejects(s.stageSnapshot(desc(1, 1)), ShutdownError, 'stage after close');
+      await t.rejects(s.resumeSnapshot(), ShutdownError, 'resume after close');
+      await t.rejects(staging.append(bytesOf(1, 1)), ShutdownError, 'append after close');
+      await t.rejects(drain(s.readSnapshot()), ShutdownError, 'read after close');
+      t.same(s.snapshots(), [], 'a closed store lists nothing');
     });
 
     // Writes go out in chunks with a pause between them (none, a microtask, a
