@@ -479,3 +479,127 @@ t.test('LevelStorage statically imports no Node module (it runs on browser-level
   t.ok(seen.size >= 4, `followed ${seen.size} modules`);
   t.same(offenders, [], 'only relative modules and abstract-level, loaded statically');
 });
+
+// -- snapshots: the documented layout ------------------------------------------
+
+const u64b = (n: number): number[] => {
+  const b = new Uint8Array(8);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, Math.floor(n / 2 ** 32));
+  v.setUint32(4, n >>> 0);
+  return Array.from(b);
+};
+const u32b = (n: number): number[] => {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return Array.from(b);
+};
+/** The documented chunk key: 's' ‖ u64 slot ‖ u32 seq. */
+const chunkKey = (slot: number, seq: number): Uint8Array => Uint8Array.of(0x73, ...u64b(slot), ...u32b(seq));
+const SNAP_CONFIG = { servers: [{ id: 'a', address: 'x' }] };
+/** The documented snapshot record. */
+const snapRecord = (slot: number, index: number, term: number, configIndex: number, size: number, checksum: number, chunks: number): number[] => {
+  const config = ascii(JSON.stringify(SNAP_CONFIG));
+  return [...u64b(slot), ...u64b(index), ...u64b(term), ...u64b(configIndex), ...u64b(size), ...u32b(checksum), ...u32b(chunks), ...u32b(config.length), ...config];
+};
+
+t.test('snapshot records: the documented layout, and format 2 from the first staging on', async (t) => {
+  const db = newDb(t);
+  const s = new LevelStorage({ db });
+  await s.open();
+  await s.write({ entries: range(1, 3, 1) });
+  const format = ascii('meta:format');
+  t.same(Array.from((await raw(db, format)).subarray(4)), [0, 0, 0, 1], 'a store without snapshots stays at format 1');
+  const staging = await s.stageSnapshot({ index: 2, term: 1, configuration: SNAP_CONFIG, configurationIndex: 1 });
+  t.same(Array.from((await raw(db, format)).subarray(4)), [0, 0, 0, 2], 'staging upgrades the store to format 2');
+  const a = Uint8Array.of(1, 2, 3);
+  const b = Uint8Array.of(4, 5);
+  await staging.append(a);
+  await staging.append(b);
+  const stagingKey = ascii('meta:staging');
+  const crcA = crc32(a);
+  const crcAB = crc32(b, crcA);
+  t.equal(hex(await raw(db, stagingKey)), hex(seal(stagingKey, Uint8Array.from(snapRecord(1, 2, 1, 1, 5, crcAB, 2)))), 'staging header counts the synced chunks');
+  t.equal(hex(await raw(db, chunkKey(1, 0))), hex(seal(chunkKey(1, 0), Uint8Array.of(...u64b(0), 1, 2, 3))), 'chunk 0: offset ‖ bytes');
+  t.equal(hex(await raw(db, chunkKey(1, 1))), hex(seal(chunkKey(1, 1), Uint8Array.of(...u64b(3), 4, 5))), 'chunk 1 at offset 3');
+  await staging.commit();
+  await s.close();
+  const snapshotKey = ascii('meta:snapshot');
+  t.equal(hex(await raw(db, snapshotKey)), hex(seal(snapshotKey, Uint8Array.of(...u32b(1), ...snapRecord(1, 2, 1, 1, 5, crcAB, 2)))));
+  t.equal(await db.get(stagingKey, VIEW), undefined, 'the staging header is gone');
+  const keys = (await dump(db)).map(([k]) => k);
+  t.same(keys.filter((k) => k.startsWith('73')), [hex(chunkKey(1, 0)), hex(chunkKey(1, 1))]);
+});
+
+t.test('snapshot records: damaged metadata refuses to open; dead chunks are deleted at open', async (t) => {
+  const db = newDb(t);
+  const s = new LevelStorage({ db, keepSnapshots: 1 });
+  await s.open();
+  for (let i = 1; i <= 2; i++) {
+    const st = await s.stageSnapshot({ index: i, term: 1, configuration: SNAP_CONFIG, configurationIndex: 0 });
+    await st.append(Uint8Array.of(i));
+    await st.commit();
+  }
+  const st = await s.stageSnapshot({ index: 3, term: 1, configuration: SNAP_CONFIG, configurationIndex: 0 });
+  await st.append(Uint8Array.of(3));
+  t.same(s.snapshots().map((m) => m.index), [2], 'keepSnapshots: 1');
+  await s.close();
+  const chunkKeys = async (): Promise<string[]> => (await dump(db)).map(([k]) => k).filter((k) => k.startsWith('73'));
+  t.same(await chunkKeys(), [hex(chunkKey(2, 0)), hex(chunkKey(3, 0))], 'slot 1 was pruned on commit');
+  // Leftovers of a crash between a batch and its range delete: chunks of slots 1, 5 and 9 (dead).
+  for (const slot of [1, 5, 9]) await db.put(chunkKey(slot, 0), seal(chunkKey(slot, 0), Uint8Array.of(...u64b(0), 7)), VIEW);
+  const again = new LevelStorage({ db });
+  const state = await again.open();
+  t.equal(state.snapshot?.index, 2);
+  t.same(await chunkKeys(), [hex(chunkKey(2, 0)), hex(chunkKey(3, 0))], 'dead slots are deleted at open');
+  const next = await again.stageSnapshot({ index: 4, term: 1, configuration: SNAP_CONFIG, configurationIndex: 0 });
+  await next.append(Uint8Array.of(4));
+  t.ok((await chunkKeys()).includes(hex(chunkKey(10, 0))), 'a new slot is past every slot ever seen');
+  await again.close();
+
+  for (const name of ['meta:snapshot', 'meta:staging']) {
+    const key = ascii(name);
+    const good = await raw(db, key);
+    await db.put(key, seal(key, good.subarray(4, 20)), VIEW); // well sealed, truncated body
+    await t.rejects(new LevelStorage({ db }).open(), { name: 'StorageCorruptionError', key: name, index: null }, `${name} truncated`);
+    flip(good, good.length - 1, 0x01);
+    await db.put(key, good, VIEW);
+    await t.rejects(new LevelStorage({ db }).open(), { name: 'StorageCorruptionError', key: name, message: /checksum/ }, `${name} bit flip`);
+    flip(good, good.length - 1, 0x01);
+    await db.put(key, good, VIEW);
+  }
+  const ok = new LevelStorage({ db });
+  t.equal((await ok.open()).snapshot?.index, 2, 'restored records open again');
+  await ok.close();
+  t.throws(() => new LevelStorage({ db, keepSnapshots: 0 }), { name: 'ConfigurationError', option: 'keepSnapshots' });
+  t.throws(() => new LevelStorage({ db, keepSnapshots: 1.5 }), ConfigurationError);
+});
+
+t.test('snapshot commit that finds a damaged staged chunk fails the store until it is reopened', async (t) => {
+  const db = newDb(t);
+  const s = new LevelStorage({ db });
+  await s.open();
+  await s.write({ entries: range(1, 3, 1) });
+  const st = await s.stageSnapshot({ index: 5, term: 2, configuration: SNAP_CONFIG, configurationIndex: 0 });
+  await st.append(Uint8Array.of(1, 2, 3));
+  await db.del(chunkKey(1, 0), VIEW);
+  await t.rejects(st.commit(), { name: 'StorageCorruptionError', key: hex(chunkKey(1, 0)), message: /missing/ });
+  await t.rejects(s.write({ entries: [entry(4, 1)] }), { name: 'StorageError', message: /earlier write failed/ }, 'the store refuses work');
+  await s.close();
+  const again = new LevelStorage({ db });
+  t.same(await again.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 3, boundaryTerm: 0, snapshot: null }, 'nothing was installed');
+  await (await again.resumeSnapshot())?.discard();
+  t.equal(await again.resumeSnapshot(), null);
+  await again.close();
+});
+
+t.test('a version 1 store (written before snapshots) opens, and reads back its log', async (t) => {
+  const db = newDb(t);
+  await filled(db, 3);
+  const format = ascii('meta:format');
+  t.same(Array.from((await raw(db, format)).subarray(4)), [0, 0, 0, 1]);
+  const s = new LevelStorage({ db });
+  t.same(await s.open(), { hardState: { term: 1, votedFor: 'a' }, firstIndex: 1, lastIndex: 3, boundaryTerm: 0, snapshot: null });
+  t.same((await s.entries(1, 3)).map((e) => e.index), [1, 2, 3]);
+  await s.close();
+});
