@@ -18,6 +18,7 @@ export {
   type RaftNode,
   type RaftStatus,
   type ReplicaStatus,
+  type ReplicaProgress,
   type LeaderInfo,
   type RaftEvent,
   type ProposalResult,

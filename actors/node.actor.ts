@@ -30,6 +30,7 @@ import { replicaMachine, type SendAppendIntent, type SendHeartbeatIntent } from 
 import type { Configuration, LogEntry, RaftMessage, ReplicaState, Role, Server, ServerId } from '../machines/types.js';
 import { encodeConfig, latestConfig, rolesOf, validateServers } from './config.js';
 import { RaftLog } from './log.js';
+import { isolate, ProgressFeed } from './observe.js';
 import { resolveOptions, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
 import { emptyReady, hasWrite, merge, record, type Ready } from './ready.js';
 
@@ -58,6 +59,16 @@ export interface ReplicaStatus {
   /** Milliseconds since the last message from it, or `null` if none yet. */
   readonly lastContactMs: number | null;
 }
+
+/** One replica's progress as {@link RaftNode.progress$} publishes it: the peer and its {@link ReplicaStatus}. */
+export interface ReplicaProgress extends ReplicaStatus {
+  /** The follower (or learner) this leader replicates to. */
+  readonly peer: ServerId;
+}
+
+/** Two progress values that differ at most in `lastContactMs` are the same progress. */
+const sameProgress = (a: ReplicaProgress, b: ReplicaProgress): boolean =>
+  a.match === b.match && a.next === b.next && a.state === b.state && a.inflight === b.inflight && a.paused === b.paused;
 
 /** A snapshot of a node's state, for humans and dashboards. */
 export interface RaftStatus {
@@ -94,7 +105,13 @@ export type RaftEvent =
   /** The transfer ended without `target` leading; the reason says why (`'timeout'`: this node leads on and accepts proposals again). */
   | { readonly type: 'transferAborted'; readonly target: ServerId; readonly reason: TransferAbortReason; readonly term: number }
   /** Lease mode: the leader's read lease ran out without a quorum round renewing it; reads fall back to heartbeat rounds. */
-  | { readonly type: 'readLeaseExpired'; readonly term: number };
+  | { readonly type: 'readLeaseExpired'; readonly term: number }
+  /**
+   * A subscriber of `stream` (`'leader$'`, `'role$'`, `'events$'`, `'commitIndex$'`, `'progress$'`)
+   * threw; it was unsubscribed (and completed) and the node went on. Subscribers reached through
+   * operators (`node.events$.pipe(...)`) are RxJS's own to report.
+   */
+  | { readonly type: 'subscriberFailed'; readonly stream: string; readonly error: unknown };
 
 /** Why a leadership transfer ended without the target leading. */
 export type TransferAbortReason = 'timeout' | 'otherLeader' | 'shutdown';
@@ -194,8 +211,24 @@ export interface RaftNode<R = unknown> {
   readonly leader$: Observable<LeaderInfo>;
   /** The role, replayed to late subscribers; emits on every change. */
   readonly role$: Observable<Role>;
-  /** Observations. */
+  /**
+   * Observations (see {@link RaftEvent}), delivered synchronously as they happen; not replayed.
+   *
+   * @remarks Every stream of the node isolates its subscribers: one that throws is cut off and
+   * reported as a `subscriberFailed` event, and the node and the other subscribers go on.
+   * Callbacks run synchronously in the node's turn, so keep them short or move work off it
+   * (`observeOn(asyncScheduler)`). All streams complete when the node stops.
+   */
   readonly events$: Observable<RaftEvent>;
+  /** The commit index this node knows, replayed to late subscribers; emits every change (it only grows while the node runs). */
+  readonly commitIndex$: Observable<number>;
+  /**
+   * On a leader, each replica's progress (match, next, probe/replicate/snapshot state, inflight,
+   * paused): on subscribe the current progress of every replica, then every change, in order. The
+   * replica machines are followed only while someone subscribes, so an unobserved node pays nothing.
+   * A node that is not the leader has no replicas and publishes nothing until it leads.
+   */
+  readonly progress$: Observable<ReplicaProgress>;
 }
 
 /** One pending operation (read, barrier, transfer, proposal): settles once, clears its timer. */
@@ -374,9 +407,19 @@ class Node<R> implements RaftNode<R> {
   readonly #role$ = new BehaviorSubject<Role>('follower');
   readonly #leader$ = new BehaviorSubject<LeaderInfo>({ leaderId: null, term: 0 });
   readonly #events$ = new Subject<RaftEvent>();
-  readonly leader$ = this.#leader$.asObservable();
-  readonly role$ = this.#role$.asObservable();
-  readonly events$ = this.#events$.asObservable();
+  readonly #commitIndex$ = new BehaviorSubject<number>(0);
+  readonly #progress = new ProgressFeed<SnapshotFrom<typeof replicaMachine>, ReplicaProgress>(
+    (peer, r) => ({ peer, ...this.#replicaStatus(peer, r) }),
+    sameProgress,
+  );
+  readonly #subscriberFailed = (stream: string, error: unknown): void => {
+    if (!this.#events$.closed) this.#events$.next({ type: 'subscriberFailed', stream, error });
+  };
+  readonly leader$ = isolate('leader$', this.#leader$.asObservable(), this.#subscriberFailed);
+  readonly role$ = isolate('role$', this.#role$.asObservable(), this.#subscriberFailed);
+  readonly events$ = isolate('events$', this.#events$.asObservable(), this.#subscriberFailed);
+  readonly commitIndex$ = isolate('commitIndex$', this.#commitIndex$.asObservable(), this.#subscriberFailed);
+  readonly progress$ = isolate('progress$', this.#progress.progress$, this.#subscriberFailed);
 
   readonly #endTurn = (): void => this.#runTurn();
   readonly #clearTimer = (timer: TimerHandle): void => this.#clock.clearTimeout(timer);
@@ -567,8 +610,10 @@ class Node<R> implements RaftNode<R> {
       await this.#transport.stop();
       await this.#storage.close();
     }
+    this.#progress.end();
     this.#role$.complete();
     this.#leader$.complete();
+    this.#commitIndex$.complete();
     this.#events$.complete();
   }
 
@@ -698,18 +743,7 @@ class Node<R> implements RaftNode<R> {
     const ctx = snapshot?.context;
     const replicas: Record<ServerId, ReplicaStatus> = {};
     const now = this.#clock.now();
-    for (const [peer, ref] of Object.entries(ctx?.replicas ?? {})) {
-      const r = ref.getSnapshot();
-      const contact = this.#lastContact.get(peer);
-      replicas[peer] = {
-        match: r.context.match,
-        next: r.context.next,
-        state: r.value as ReplicaState,
-        inflight: r.context.inflights.count,
-        paused: r.context.paused,
-        lastContactMs: contact === undefined ? null : now - contact,
-      };
-    }
+    for (const [peer, ref] of Object.entries(ctx?.replicas ?? {})) replicas[peer] = this.#replicaStatus(peer, ref.getSnapshot(), now);
     return {
       id: this.id,
       role: snapshot === undefined ? 'follower' : roleOf(snapshot),
@@ -720,6 +754,18 @@ class Node<R> implements RaftNode<R> {
       lastLogIndex: this.#log.lastIndex(),
       members: this.#config?.config.servers ?? [],
       replicas,
+    };
+  }
+
+  #replicaStatus(peer: ServerId, r: SnapshotFrom<typeof replicaMachine>, now = this.#clock.now()): ReplicaStatus {
+    const contact = this.#lastContact.get(peer);
+    return {
+      match: r.context.match,
+      next: r.context.next,
+      state: r.value as ReplicaState,
+      inflight: r.context.inflights.count,
+      paused: r.context.paused,
+      lastContactMs: contact === undefined ? null : now - contact,
     };
   }
 
@@ -941,6 +987,8 @@ class Node<R> implements RaftNode<R> {
 
   #observe(snapshot: SnapshotFrom<typeof nodeMachine>): void {
     const ctx = snapshot.context;
+    if (ctx.commitIndex !== this.#commitIndex$.getValue()) this.#commitIndex$.next(ctx.commitIndex);
+    this.#progress.track(ctx.replicas);
     if (ctx.term !== this.#hardState.term || ctx.votedFor !== this.#hardState.votedFor) {
       this.#hardState = { term: ctx.term, votedFor: ctx.votedFor };
       this.#ready.hardState = this.#hardState;

@@ -7,6 +7,8 @@ import { BehaviorSubject, Subject, map } from 'rxjs';
 import t from 'tap';
 import type { Test } from 'tap';
 import { isolate, ProgressFeed } from '../../actors/observe.js';
+import type { RaftEvent, ReplicaProgress } from '../../actors/node.actor.js';
+import { SimCluster } from '../sim/harness/cluster.js';
 
 const withUnhandledWatch = async (t: Test, body: () => void | Promise<void>): Promise<unknown[]> => {
   const unhandled: unknown[] = [];
@@ -180,4 +182,55 @@ t.test('ProgressFeed: follows replicas only while observed, replays, publishes e
   t.equal(completed, 2, 'a subscriber after the end completes at once');
   feed.track({ n2 });
   t.equal(n2.followers, 0);
+});
+
+t.test('a node\'s streams: commitIndex$ and progress$ replay and follow; a throwing subscriber is cut off, the node goes on [seed 4242]', async (t) => {
+  const sim = new SimCluster({ seed: 4242, size: 3 });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const leader = await sim.waitLeader();
+  await sim.commit('a');
+
+  const commits: number[] = [];
+  leader.commitIndex$.subscribe((c) => commits.push(c));
+  t.equal(commits.length, 1, 'the current commit index is replayed');
+  t.equal(commits[0], leader.status().commitIndex);
+
+  const progress: ReplicaProgress[] = [];
+  leader.progress$.subscribe((p) => progress.push(p));
+  t.same(progress.map((p) => p.peer).sort(), ['n1', 'n2', 'n3'].filter((id) => id !== leader.id), 'each replica\'s current progress first');
+  for (const p of progress) t.equal(p.match, leader.status().replicas[p.peer]?.match);
+
+  const events: RaftEvent[] = [];
+  leader.events$.subscribe((e) => events.push(e));
+  let thrown = 0;
+  leader.events$.subscribe(() => {
+    thrown++;
+    throw new Error('a buggy dashboard');
+  });
+  leader.commitIndex$.subscribe((c) => {
+    if (c > commits[0]!) throw new Error('a buggy commit watcher');
+  });
+
+  await sim.commit('b');
+  await sim.commit('c');
+  const before = commits[0] as number;
+  t.ok(commits.length >= 3 && commits.at(-1)! >= before + 2, `commitIndex$ followed the commits (${commits.join(',')})`);
+  t.same(commits, [...commits].sort((a, b) => a - b), 'in order, never backwards');
+  const lastMatch = new Map<string, number>();
+  for (const p of progress) {
+    t.ok(p.match >= (lastMatch.get(p.peer) ?? 0), 'match never goes back');
+    lastMatch.set(p.peer, p.match);
+  }
+  for (const [peer, match] of lastMatch) t.equal(match, leader.status().replicas[peer]?.match, `progress$ ends where status() is for ${peer}`);
+  const failed = events.filter((e) => e.type === 'subscriberFailed');
+  t.equal(thrown, 1, 'the throwing events$ subscriber saw one event, then was cut off');
+  t.same(failed.map((e) => e.type === 'subscriberFailed' && e.stream).sort(), ['commitIndex$', 'events$'], 'both failures reported');
+  t.same((sim.applied.get(leader.id) ?? []).map((a) => a.value).slice(-3), ['a', 'b', 'c'], 'the node went on');
+
+  let completed = 0;
+  leader.progress$.subscribe({ complete: () => completed++ });
+  leader.commitIndex$.subscribe({ complete: () => completed++ });
+  await sim.crash(leader.id);
+  t.equal(completed, 2, 'the streams complete when the node stops');
 });
