@@ -168,8 +168,10 @@ async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<nu
     } else if (e.event === 'bootstrapped') fresh++;
   };
   const nodes = new Map<string, KvNode>();
+  const launching = new Set<Promise<unknown>>();
+  let stopping = false;
   const launch = async (id: string): Promise<void> => {
-    nodes.set(id, await startKvNode({
+    const starting = startKvNode({
       id,
       peers,
       data: join(dataDir, id),
@@ -177,9 +179,19 @@ async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<nu
       clusterId: 'raftchart-demo',
       requestTimeoutMs: 5000,
       onEvent,
-    }));
+    });
+    launching.add(starting);
+    try {
+      const kv = await starting;
+      // A restart that finishes while the demo stops is closed at once.
+      if (stopping) await kv.close();
+      else nodes.set(id, kv);
+    } finally {
+      launching.delete(starting);
+    }
   };
   const stopAll = async (): Promise<void> => {
+    await Promise.allSettled([...launching]);
     const all = [...nodes.values()];
     nodes.clear();
     await Promise.all(all.map((n) => n.close()));
@@ -187,6 +199,7 @@ async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<nu
   try {
     for (const id of ids) await launch(id);
   } catch (error) {
+    stopping = true;
     await stopAll();
     throw error;
   }
@@ -210,7 +223,6 @@ Ctrl-C stops the cluster; running the demo again resumes the same data.
     void aborted(io.signal).then(resolveStop);
     if (seconds !== null) timers.push(setTimeout(resolveStop, seconds * 1000));
   });
-  let stopping = false;
   if (restartEvery !== null) {
     const restart = async (): Promise<void> => {
       const leader = [...nodes.values()].find((n) => n.node.status().role === 'leader');

@@ -243,7 +243,12 @@ t.test('demo: three kv nodes, the URLs to try, a second run resumes', async (t) 
   second.stop();
   t.equal(await deadline(second.done, 30_000, 'the demo to stop'), 0);
 
-  const busy = await cli(['demo', '--data', dir, '--port', String(raft), '--http-port', String(http), '--seconds', '1']);
-  t.equal(busy.code, 0, '--seconds stops the demo by itself');
-  t.match(busy.out, /stopped/);
+  const chaos = await cli(['demo', '--data', dir, '--port', String(raft), '--http-port', String(http), '--seconds', '5', '--restart-leader', '1']);
+  t.equal(chaos.code, 0, '--seconds stops the demo by itself');
+  t.match(chaos.out, /stopping the leader n\d; it restarts in 1 s/, '--restart-leader stops the leader');
+  t.match(chaos.out, /restarted n\d/, 'and restarts it');
+  t.match(chaos.out, /stopped; data kept in/);
+  const conflict = await cli(['demo', '--data', dir, '--port', String(raft), '--http-port', String(raft)]);
+  t.equal(conflict.code, 1, 'a demo that cannot bind its ports exits 1');
+  t.match(conflict.err, /^raftchart demo: TRANSPORT: /);
 });

@@ -5,7 +5,7 @@
  * nodes' leader$/role$ events with deadlines; nothing sleeps.
  */
 import t, { type Test } from 'tap';
-import { request } from 'node:http';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { CodecError, MemoryNetwork, MemoryStorage } from '../../index.js';
 import { KvStore, decodeCommand, encodeCommand, type KvCommand } from '../../examples/kv/store.js';
 import { startKvNode, type KvNode } from '../../examples/kv/server.js';
@@ -404,6 +404,38 @@ t.test('a write at a follower whose leader is unreachable over HTTP is retried, 
   t.equal(r.json.error?.code, 'UNAVAILABLE', 'connection refused proves the write was not sent');
   t.match(r.json.error?.message, /cannot reach the leader n3/);
   t.equal((await http(n3.httpAddress, 'PUT', '/kv/x', 'v')).status, 200, 'the same write at n3 itself succeeds');
+
+  // Now something answers at n3's advertised address, badly: the outcome of a forwarded write is unknown.
+  const fake = createServer();
+  let behaviour: 'reset' | 'hang' | 'misdirect' = 'reset';
+  const seen: (string | undefined)[] = [];
+  fake.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    seen.push(req.headers['x-raftchart-forwarded-by'] as string | undefined);
+    if (behaviour === 'reset') req.socket.destroy();
+    else if (behaviour === 'misdirect') {
+      res.writeHead(421, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'NOT_LEADER', message: 'no', leaderId: seen.length % 2 === 0 ? 'n3' : null } }));
+    }
+    // 'hang': never answers
+  });
+  await new Promise<void>((resolve) => fake.listen(ports[2], '127.0.0.1', resolve));
+  t.teardown(() => {
+    fake.closeAllConnections();
+    return new Promise((r) => fake.close(r));
+  });
+  const reset = await http(n1.httpAddress, 'PUT', '/kv/y', 'v');
+  t.equal(reset.status, 503);
+  t.equal(reset.json.error?.code, 'OUTCOME_UNKNOWN', 'a connection cut after sending: outcome unknown, not retried');
+  t.same(seen, ['n1'], 'forwarded once, marked with the forwarding node');
+  behaviour = 'hang';
+  const hung = await http(n1.httpAddress, 'PUT', '/kv/y', 'v');
+  t.equal(hung.json.error?.code, 'OUTCOME_UNKNOWN', 'no answer within the bound: outcome unknown');
+  t.match(hung.json.error?.message, /no answer from/);
+  behaviour = 'misdirect';
+  seen.length = 0;
+  const mis = await http(n1.httpAddress, 'PUT', '/kv/y', 'v');
+  t.equal(mis.json.error?.code, 'UNAVAILABLE', 'a node that keeps saying it is not the leader: refused, not applied');
+  t.ok(seen.length >= 2 && seen.length <= 16, `retried a bounded number of times (${seen.length})`);
 });
 
 t.test('close is idempotent and a closed node refuses connections', async (t) => {
