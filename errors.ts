@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { MembershipRefusal } from './machines/membership.js';
 import type { ServerId } from './machines/types.js';
 
 /** Stable error codes. */
@@ -17,7 +18,8 @@ export type RaftErrorCode =
   | 'STORAGE_CORRUPTION'
   | 'CODEC'
   | 'TRANSPORT'
-  | 'LEADERSHIP_TRANSFER';
+  | 'LEADERSHIP_TRANSFER'
+  | 'MEMBERSHIP';
 
 /** Base class of every raftchart error. */
 export class RaftError extends Error {
@@ -148,5 +150,31 @@ export class LeadershipTransferError extends RaftError {
   constructor(targetId: ServerId | null, why = 'leadership transfer in progress') {
     super('LEADERSHIP_TRANSFER', targetId === null ? why : `${why} (target ${targetId})`);
     this.targetId = targetId;
+  }
+}
+
+/**
+ * The leader refused a membership change; `reason` says why and the message explains it.
+ *
+ * @remarks Nothing was appended. `changeInProgress`, `leaderNotReady` and `transferInProgress`
+ * are transient: retry after the change in flight commits (or the joint configuration is left),
+ * once the new leader has committed its first entry, or after the transfer ends. The others
+ * describe the request against the latest configuration in the log (`alreadyVoter`,
+ * `notMember`, `lastVoter`, `twoVoters`, ...). Bad arguments (an empty id, a non-string
+ * address) are a {@link ConfigurationError} instead.
+ *
+ * @example
+ * ```ts
+ * try { await leader.removeServer('n2') } catch (e) {
+ *   if (e instanceof MembershipError && e.reason === 'changeInProgress') setTimeout(retry, 100)
+ * }
+ * ```
+ */
+export class MembershipError extends RaftError {
+  /** Why the change was refused. */
+  readonly reason: MembershipRefusal;
+  constructor(reason: MembershipRefusal, why: string) {
+    super('MEMBERSHIP', `membership change refused (${reason}): ${why}`);
+    this.reason = reason;
   }
 }

@@ -27,7 +27,10 @@ export {
   type TransferOptions,
   type StopOptions,
   type TransferAbortReason,
+  type MembershipOptions,
+  type MembershipResult,
 } from './actors/node.actor.js';
+export { recoverCluster, type RecoveryResult } from './actors/recover.js';
 export type { RaftNodeOptions, StateMachine, AppliedEntry } from './actors/options.js';
 export {
   RaftError,
@@ -36,6 +39,7 @@ export {
   TimeoutError,
   LeadershipLostError,
   LeadershipTransferError,
+  MembershipError,
   ConfigurationError,
   StorageError,
   StorageCorruptionError,
@@ -117,7 +121,28 @@ export {
   type ConfirmedRead,
   type RejectReadsIntent,
   type TransferRefusal,
+  type AppendConfigIntent,
+  type RefuseChangeIntent,
+  type ConfigOrigin,
 } from './machines/node.machine.js';
+export {
+  membershipOf,
+  isVoterIn,
+  isMemberOf,
+  peersOf,
+  allVoters,
+  jointQuorumIndex,
+  jointTally,
+  jointHasQuorum,
+  isCaughtUp,
+  planChange,
+  leaveJoint,
+  NO_MEMBERSHIP,
+  type Membership,
+  type MembershipChange,
+  type MembershipRefusal,
+  type ChangePlan,
+} from './machines/membership.js';
 export {
   replicaMachine,
   type ReplicaContext,

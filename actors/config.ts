@@ -20,23 +20,27 @@ export function validateServers(servers: unknown, what = 'servers'): Server[] {
   const out: Server[] = [];
   for (const [i, s] of servers.entries()) {
     if (typeof s !== 'object' || s === null) throw new ConfigurationError(`${what}[${i}]`, 'must be an object { id, address }');
-    const { id, address, suffrage } = s as Record<string, unknown>;
+    const { id, address, suffrage, autoPromote } = s as Record<string, unknown>;
     if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw new ConfigurationError(`${what}[${i}].id`, 'must be a non-empty string');
     if (typeof address !== 'string') throw new ConfigurationError(`${what}[${i}].address`, 'must be a string');
     if (suffrage !== undefined && suffrage !== 'voter' && suffrage !== 'learner') {
       throw new ConfigurationError(`${what}[${i}].suffrage`, "must be 'voter' or 'learner'");
     }
+    if (autoPromote !== undefined && typeof autoPromote !== 'boolean') throw new ConfigurationError(`${what}[${i}].autoPromote`, 'must be a boolean');
     if (seen.has(id)) throw new ConfigurationError(`${what}[${i}].id`, `duplicate id ${id}`);
     seen.add(id);
-    out.push({ id, address, suffrage: suffrage === 'learner' ? 'learner' : 'voter' });
+    out.push(suffrage === 'learner' && autoPromote === true ? { id, address, suffrage, autoPromote } : { id, address, suffrage: suffrage === 'learner' ? 'learner' : 'voter' });
   }
   if (!out.some((s) => s.suffrage === 'voter')) throw new ConfigurationError(what, 'needs at least one voter');
   return out;
 }
 
-/** Encodes a configuration as the payload of a `config` entry. */
+/**
+ * Encodes a configuration as the payload of a `config` entry: UTF-8 JSON
+ * `{"servers":[...]}`, plus `"old":[...]` for a joint configuration.
+ */
 export function encodeConfig(config: Configuration): Uint8Array {
-  return encoder.encode(JSON.stringify({ servers: config.servers }));
+  return encoder.encode(JSON.stringify(config.old === undefined ? { servers: config.servers } : { servers: config.servers, old: config.old }));
 }
 
 /** Decodes a `config` entry payload; `null` if it is not a valid configuration. */
@@ -44,10 +48,27 @@ export function decodeConfig(data: Uint8Array): Configuration | null {
   try {
     const parsed: unknown = JSON.parse(decoder.decode(data));
     if (typeof parsed !== 'object' || parsed === null) return null;
-    return { servers: validateServers((parsed as { servers?: unknown }).servers) };
+    const { servers, old } = parsed as { servers?: unknown; old?: unknown };
+    const config = { servers: validateServers(servers) };
+    return old === undefined ? config : { ...config, old: validateServers(old) };
   } catch {
     return null;
   }
+}
+
+/** Whether two configurations hold the same servers, roles, addresses and joint half (in the same order). */
+export function sameConfig(a: Configuration | null, b: Configuration | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Every server of a configuration, those of the outgoing half of a joint one included, once each. */
+export function serversOf(config: Configuration | null): Server[] {
+  if (config === null) return [];
+  const out = [...config.servers];
+  for (const s of config.old ?? []) if (!out.some((x) => x.id === s.id)) out.push(s);
+  return out;
 }
 
 /** Voter and learner ids of a configuration. */

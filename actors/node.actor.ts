@@ -9,27 +9,30 @@
  *
  * @module
  */
-import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import { BehaviorSubject, Subject, type Observable, type Subscription } from 'rxjs';
 import { createActor, type Actor, type SnapshotFrom } from 'xstate';
 import { systemClock, type Clock, type TimerHandle } from '../adapters/clock.js';
 import { systemRandom, type Random } from '../adapters/random.js';
 import type { RaftStorage } from '../adapters/storage/storage.js';
-import type { Transport } from '../adapters/transport/transport.js';
+import type { ConnectionEvent, Transport } from '../adapters/transport/transport.js';
 import {
   ConfigurationError,
   LeadershipLostError,
   LeadershipTransferError,
+  MembershipError,
   NotLeaderError,
   RaftError,
   ShutdownError,
   StorageError,
   TimeoutError,
 } from '../errors.js';
+import { isVoterIn, membershipOf, type MembershipChange } from '../machines/membership.js';
 import { nodeMachine, type TransferRefusal } from '../machines/node.machine.js';
 import { replicaMachine, type SendAppendIntent, type SendHeartbeatIntent } from '../machines/replica.machine.js';
 import type { Configuration, LogEntry, RaftMessage, ReplicaState, Role, Server, ServerId } from '../machines/types.js';
-import { encodeConfig, latestConfig, rolesOf, validateServers } from './config.js';
+import { encodeConfig, latestConfig, sameConfig, serversOf, validateServers } from './config.js';
 import { RaftLog } from './log.js';
+import { Diagnostics, explain, type DiagnosticEvent, type Explanation } from './diagnostics.js';
 import { isolate, ProgressFeed } from './observe.js';
 import { resolveOptions, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
 import { emptyReady, hasWrite, merge, record, type Ready } from './ready.js';
@@ -79,9 +82,17 @@ export interface RaftStatus {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastLogIndex: number;
-  /** The configuration in effect (the latest in the log). */
+  /** The configuration in effect (the latest in the log): every server, those leaving a joint configuration included. */
   readonly members: readonly Server[];
-  /** Leader only: each peer's progress. */
+  /** Voters of the configuration in effect (of C_new while joint). */
+  readonly voters: readonly ServerId[];
+  /** Learners of the configuration in effect (of C_new while joint). */
+  readonly learners: readonly ServerId[];
+  /** While the configuration is joint (C_old,new): the voters of C_old, whose majority is needed too; `null` otherwise. */
+  readonly oldVoters: readonly ServerId[] | null;
+  /** Log index of the configuration in effect (0 before bootstrap). A change is in flight while it exceeds `commitIndex`. */
+  readonly configIndex: number;
+  /** Leader only: each peer's progress, learners included. */
   readonly replicas: Readonly<Record<ServerId, ReplicaStatus>>;
 }
 
@@ -95,7 +106,26 @@ export interface LeaderInfo {
 export type RaftEvent =
   | { readonly type: 'roleChanged'; readonly role: Role; readonly term: number }
   | { readonly type: 'leaderChanged'; readonly leaderId: ServerId | null; readonly term: number }
-  | { readonly type: 'membershipChanged'; readonly servers: readonly Server[]; readonly index: number }
+  /**
+   * The configuration in effect changed: one was appended (it takes effect at once) or a truncation
+   * reverted to an earlier one. `oldVoters` is set while the configuration is joint.
+   */
+  | {
+      readonly type: 'membershipChanged';
+      readonly servers: readonly Server[];
+      readonly index: number;
+      readonly voters: readonly ServerId[];
+      readonly learners: readonly ServerId[];
+      readonly oldVoters: readonly ServerId[] | null;
+    }
+  /** A server joined the configuration in effect (as voter or learner). */
+  | { readonly type: 'peerAdded'; readonly id: ServerId; readonly suffrage: 'voter' | 'learner'; readonly index: number }
+  /** A server left the configuration in effect. */
+  | { readonly type: 'peerRemoved'; readonly id: ServerId; readonly index: number }
+  /** A learner became a voter (automatically, after `addVoter`, once it caught up; or by `changeMembership`). */
+  | { readonly type: 'learnerPromoted'; readonly id: ServerId; readonly index: number }
+  /** A voter became a learner. */
+  | { readonly type: 'voterDemoted'; readonly id: ServerId; readonly index: number }
   | { readonly type: 'applyFailed'; readonly index: number; readonly error: unknown }
   | { readonly type: 'fatal'; readonly error: unknown }
   /** This leader started handing leadership to `target`; proposals are refused until it ends. */
@@ -111,7 +141,11 @@ export type RaftEvent =
    * threw; it was unsubscribed (and completed) and the node went on. Subscribers reached through
    * operators (`node.events$.pipe(...)`) are RxJS's own to report.
    */
-  | { readonly type: 'subscriberFailed'; readonly stream: string; readonly error: unknown };
+  | { readonly type: 'subscriberFailed'; readonly stream: string; readonly error: unknown }
+  /** Votes asked of, granted and refused (with the reason) by this node; a leader's heartbeats failing and resuming per peer. */
+  | DiagnosticEvent
+  /** The transport's connection to a peer was established, lost, or could not be made (transports with connections, such as the WebSocket transport). */
+  | ConnectionEvent;
 
 /** Why a leadership transfer ended without the target leading. */
 export type TransferAbortReason = 'timeout' | 'otherLeader' | 'shutdown';
@@ -135,6 +169,27 @@ export interface StopOptions {
    * two maximum election timeouts), so the cluster need not wait for an election timeout.
    */
   readonly transferLeadership?: boolean;
+}
+
+/** Options of the membership changes ({@link RaftNode.addVoter} and the others). */
+export interface MembershipOptions {
+  /** Overrides the node's `proposalTimeoutMs`. */
+  readonly timeoutMs?: number;
+  /**
+   * Removes or demotes one of exactly two voters anyway (the two-voter trap, refused by default:
+   * see the membership guide).
+   */
+  readonly force?: boolean;
+}
+
+/** What a membership change resolves with, once its configuration entry is committed and applied here. */
+export interface MembershipResult {
+  /** Log index of the configuration entry (for a joint change: of the final C_new entry). */
+  readonly index: number;
+  /** Term it was appended in. */
+  readonly term: number;
+  /** The configuration now in effect. */
+  readonly configuration: Configuration;
 }
 
 /** Options of {@link RaftNode.propose}. */
@@ -205,8 +260,81 @@ export interface RaftNode<R = unknown> {
    * proposals again); `ShutdownError`.
    */
   transferLeadership(id?: ServerId | null, options?: TransferOptions): Promise<void>;
+  /**
+   * Adds a non-voting member: it receives the log but neither votes nor counts towards commitment.
+   * Resolves once the configuration entry is committed and applied here.
+   *
+   * @remarks On the leader only. One change at a time: refused while another configuration entry
+   * is uncommitted or the cluster is in a joint configuration, and until the leader has committed
+   * an entry of its own term (thesis §4.1). The change takes effect on each server as soon as the
+   * entry is appended to its log.
+   *
+   * @throws `NotLeaderError` on a follower; {@link MembershipError} when refused (its `reason` says
+   * why); `ConfigurationError` for a bad id or address; `TimeoutError`; `LeadershipLostError` when
+   * leadership is lost before the entry commits (outcome unknown); `ShutdownError`.
+   */
+  addLearner(id: ServerId, address: string, options?: MembershipOptions): Promise<MembershipResult>;
+  /**
+   * Adds a voter safely: it joins as a learner marked `autoPromote`, and the leader promotes it to
+   * voter by itself once it has caught up — within `promotionThreshold` entries of the leader's
+   * last index at every heartbeat for a full election timeout — so a new, empty server never
+   * stalls commitment (thesis §4.2.1). Resolves once the learner entry is committed; watch
+   * `events$` for `learnerPromoted` (or `status().voters`). An existing learner is marked for promotion.
+   *
+   * @throws As {@link RaftNode.addLearner}; `MembershipError` `alreadyVoter` for a voter.
+   *
+   * @example
+   * ```ts
+   * await leader.addVoter('n4', 'ws://127.0.0.1:7004')
+   * await firstValueFrom(leader.events$.pipe(filter((e) => e.type === 'learnerPromoted' && e.id === 'n4')))
+   * ```
+   */
+  addVoter(id: ServerId, address: string, options?: MembershipOptions): Promise<MembershipResult>;
+  /**
+   * Turns a voter into a learner. Demoting the leader itself makes it hand leadership to the most
+   * up-to-date voter once the change is committed.
+   *
+   * @throws As {@link RaftNode.addLearner}; `MembershipError` `notVoter`, `lastVoter`, or
+   * `twoVoters` (one of two voters, unless `force`).
+   */
+  demoteVoter(id: ServerId, options?: MembershipOptions): Promise<MembershipResult>;
+  /**
+   * Removes a server. Removing the leader itself: it keeps leading (without counting itself)
+   * until the change commits, then hands leadership to the most up-to-date voter with
+   * `timeoutNow` and steps down; proposals are refused meanwhile. A removed server never campaigns
+   * and the others drop its vote requests, so it cannot disrupt the cluster.
+   *
+   * @throws As {@link RaftNode.addLearner}; `MembershipError` `notMember`, `lastVoter`, or
+   * `twoVoters` (one of two voters, unless `force`).
+   */
+  removeServer(id: ServerId, options?: MembershipOptions): Promise<MembershipResult>;
+  /**
+   * Replaces the membership with `servers` (as for `bootstrap`: `{ id, address, suffrage? }`).
+   * When more than one voter is added or removed the leader goes through a joint configuration
+   * (C_old,new, §6 of the paper): decisions need majorities of both; once it is committed the
+   * leader appends C_new by itself. Resolves when C_new is committed and applied here.
+   *
+   * @remarks New voters listed here join as voters at once: add empty servers with `addVoter`
+   * (or as learners first) to keep the cluster available while they catch up.
+   *
+   * @throws As {@link RaftNode.addLearner}; `MembershipError` `noChange`, `lastVoter`, `twoVoters`.
+   */
+  changeMembership(servers: readonly Server[], options?: MembershipOptions): Promise<MembershipResult>;
   /** A synchronous snapshot of the node's state. */
   status(): RaftStatus;
+  /**
+   * Answers in words, from the current state: why this node is or is not the leader, why its last
+   * (pre-)vote was refused, what it last answered a candidate, and on a leader why each replica is
+   * in probe, replicate or snapshot. A debugging aid; the sentences are for people, not parsers.
+   *
+   * @example
+   * ```ts
+   * console.log(node.explain().text)
+   * // n3 knows no leader in term 4; it campaigns when its election timer (150–300 ms) fires. ...
+   * // n1 refused this node's pre-vote for term 5 (12 ms ago): the candidate's log is not as up-to-date ...
+   * ```
+   */
+  explain(): Explanation;
   /** The leader, replayed to late subscribers; emits on every change. */
   readonly leader$: Observable<LeaderInfo>;
   /** The role, replayed to late subscribers; emits on every change. */
@@ -326,6 +454,16 @@ interface Transfer {
   steppedDown: boolean;
 }
 
+/** The client membership change this leader appended and has not yet settled. */
+interface ChangeWait {
+  readonly waiter: Waiter<MembershipResult>;
+  index: number;
+  term: number;
+  configuration: Configuration;
+  /** Joint: settle on the C_new entry the leader appends once this one commits. */
+  joint: boolean;
+}
+
 type NodeActor = Actor<typeof nodeMachine>;
 
 function roleOf(snapshot: SnapshotFrom<typeof nodeMachine>): Role {
@@ -400,6 +538,14 @@ class Node<R> implements RaftNode<R> {
 
   #config: { index: number; config: Configuration } | null = null;
   #configDirty = false;
+  /**
+   * Membership requests sent to the machine and not yet answered, oldest first. Each
+   * `client.membership` event ends in exactly one `appendConfig` (origin `client`) or `refuseChange`;
+   * usually during the `send`, later when it was called from inside the actor's own processing.
+   */
+  #changeRequests: Waiter<MembershipResult>[] = [];
+  /** The client membership change appended by this leader, until it settles. */
+  #change: ChangeWait | null = null;
   #lastContact = new Map<ServerId, number>();
 
   #role: Role = 'follower';
@@ -412,6 +558,8 @@ class Node<R> implements RaftNode<R> {
     (peer, r) => ({ peer, ...this.#replicaStatus(peer, r) }),
     sameProgress,
   );
+  readonly #diagnostics: Diagnostics;
+  #connections: Subscription | null = null;
   readonly #subscriberFailed = (stream: string, error: unknown): void => {
     if (!this.#events$.closed) this.#events$.next({ type: 'subscriberFailed', stream, error });
   };
@@ -433,6 +581,7 @@ class Node<R> implements RaftNode<R> {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? systemRandom;
     this.#inspect = options.inspect;
+    this.#diagnostics = new Diagnostics(this.id, (event) => this.#events$.next(event));
     this.#publishInternals();
   }
 
@@ -470,7 +619,6 @@ class Node<R> implements RaftNode<R> {
     }
     if ((this.#state as string) === 'stopped') throw new ShutdownError('start');
     this.#config = latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex());
-    const { voters, learners } = rolesOf(this.#config?.config ?? null);
     const [lo, hi] = this.#opts.electionTimeoutMs;
     const machine = nodeMachine.provide({
       delays: {
@@ -547,6 +695,21 @@ class Node<R> implements RaftNode<R> {
         leaseExpired: () => {
           this.#events$.next({ type: 'readLeaseExpired', term: this.#hardState.term });
         },
+        appendConfig: (_, intent) => {
+          const index = this.#log.appendNew(intent.term, 'config', [encodeConfig(intent.config)], this.#ready.delta);
+          const request = intent.origin === 'client' ? this.#changeRequests.shift() : undefined;
+          if (request !== undefined) {
+            this.#change = { waiter: request, index, term: intent.term, configuration: intent.config, joint: intent.config.old !== undefined };
+          } else if (intent.origin === 'leaveJoint' && this.#change?.joint === true) {
+            Object.assign(this.#change, { index, term: intent.term, configuration: intent.config, joint: false });
+          }
+          this.#setConfig({ index, config: intent.config }, false);
+          this.#scheduleTurn();
+        },
+        refuseChange: (_, intent) => {
+          const request = this.#changeRequests.shift();
+          request?.reject(intent.refusal === 'notLeader' ? new NotLeaderError(intent.leaderId) : new MembershipError(intent.refusal, intent.detail));
+        },
       },
       actors: {
         replica: replicaMachine.provide({
@@ -563,8 +726,9 @@ class Node<R> implements RaftNode<R> {
         log: this.#log,
         term: this.#hardState.term,
         votedFor: this.#hardState.votedFor,
-        voters,
-        learners,
+        config: this.#config?.config ?? null,
+        configIndex: this.#config?.index ?? 0,
+        promotionThreshold: this.#opts.promotionThreshold,
         preVote: this.#opts.preVote,
         checkQuorum: this.#opts.checkQuorum,
         electionTimeoutMs: lo,
@@ -586,7 +750,8 @@ class Node<R> implements RaftNode<R> {
       next: (snapshot) => this.#observe(snapshot),
       error: (error) => this.#fail(error),
     });
-    if (this.#config !== null) this.#transport.setPeers(this.#config.config.servers);
+    if (this.#config !== null) this.#transport.setPeers(serversOf(this.#config.config));
+    this.#connections = this.#transport.connections$?.subscribe((event) => this.#events$.next(event)) ?? null;
     await this.#transport.start(this.id, (message) => this.#receive(message));
     this.#readSeq = Math.max(this.#readSeq, Math.floor(this.#clock.now() * 1024));
     this.#state = 'running';
@@ -605,9 +770,13 @@ class Node<R> implements RaftNode<R> {
     this.#actor?.stop();
     this.#failAll(() => new ShutdownError('proposal'));
     this.#failReads(() => new ShutdownError('read'));
+    this.#change?.waiter.reject(new ShutdownError('membership change'));
+    this.#change = null;
+    for (const w of this.#changeRequests.splice(0)) w.reject(new ShutdownError('membership change'));
     if (this.#transfer !== null) this.#endTransfer('shutdown');
     if (wasStarted) {
       await this.#transport.stop();
+      this.#connections?.unsubscribe();
       await this.#storage.close();
     }
     this.#progress.end();
@@ -625,10 +794,9 @@ class Node<R> implements RaftNode<R> {
     }
     const config: Configuration = { servers: list };
     this.#log.appendNew(1, 'config', [encodeConfig(config)], this.#ready.delta);
-    this.#configDirty = true;
     const done = new Promise<void>((resolve) => this.#ready.synced.push(resolve));
-    const { voters, learners } = rolesOf(config);
-    this.#actor?.send({ type: 'client.bootstrap', voters, learners });
+    this.#actor?.send({ type: 'client.bootstrap', config });
+    this.#setConfig({ index: 1, config }, false);
     this.#scheduleTurn();
     await done;
   }
@@ -708,6 +876,50 @@ class Node<R> implements RaftNode<R> {
     });
   }
 
+  addLearner(id: ServerId, address: string, options?: MembershipOptions): Promise<MembershipResult> {
+    return this.#requestChange('addLearner', options, () => ({ type: 'addLearner', server: checkServer('addLearner', id, address) }));
+  }
+
+  addVoter(id: ServerId, address: string, options?: MembershipOptions): Promise<MembershipResult> {
+    return this.#requestChange('addVoter', options, () => ({ type: 'addVoter', server: checkServer('addVoter', id, address) }));
+  }
+
+  demoteVoter(id: ServerId, options?: MembershipOptions): Promise<MembershipResult> {
+    return this.#requestChange('demoteVoter', options, () => ({ type: 'demoteVoter', id: checkId('demoteVoter(id)', id) }));
+  }
+
+  removeServer(id: ServerId, options?: MembershipOptions): Promise<MembershipResult> {
+    return this.#requestChange('removeServer', options, () => ({ type: 'removeServer', id: checkId('removeServer(id)', id) }));
+  }
+
+  changeMembership(servers: readonly Server[], options?: MembershipOptions): Promise<MembershipResult> {
+    return this.#requestChange('changeMembership', options, () => ({ type: 'replace', servers: validateServers(servers, 'changeMembership(servers)') }));
+  }
+
+  /** Validates a membership request and hands it to the machine, which appends it or refuses it at once. */
+  #requestChange(what: string, options: MembershipOptions | undefined, build: () => MembershipChange): Promise<MembershipResult> {
+    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) return Promise.reject(new ConfigurationError(`${what}(options.timeoutMs)`, 'must be a positive integer'));
+    const force = options?.force ?? false;
+    if (typeof force !== 'boolean') return Promise.reject(new ConfigurationError(`${what}(options.force)`, 'must be a boolean'));
+    let change: MembershipChange;
+    try {
+      change = build();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#state !== 'running' || this.#actor === null) return Promise.reject(new ShutdownError('membership change'));
+    if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
+    const actor = this.#actor;
+    return new Promise<MembershipResult>((resolve, reject) => {
+      const waiter = new Waiter<MembershipResult>(resolve, reject, this.#clearTimer);
+      waiter.timer = this.#clock.setTimeout(() => waiter.reject(new TimeoutError('membership change', timeoutMs)), timeoutMs);
+      this.#changeRequests.push(waiter);
+      actor.send({ type: 'client.membership', change, force });
+      this.#scheduleTurn();
+    });
+  }
+
   /** The machine refused or aborted the transfer. */
   #transferFailed(refusal: TransferRefusal): void {
     const transfer = this.#transfer;
@@ -752,9 +964,49 @@ class Node<R> implements RaftNode<R> {
       commitIndex: ctx?.commitIndex ?? 0,
       appliedIndex: this.#applied,
       lastLogIndex: this.#log.lastIndex(),
-      members: this.#config?.config.servers ?? [],
+      members: serversOf(this.#config?.config ?? null),
+      voters: ctx?.voters ?? [],
+      learners: ctx?.learners ?? [],
+      oldVoters: ctx?.oldVoters ?? null,
+      configIndex: ctx?.configIndex ?? 0,
       replicas,
     };
+  }
+
+  explain(): Explanation {
+    const status = this.status();
+    const ctx = this.#actor?.getSnapshot().context;
+    const now = this.#clock.now();
+    const lastContactMs: Record<ServerId, number | null> = {};
+    for (const id of new Set([...status.voters, ...status.learners, ...(status.oldVoters ?? [])])) {
+      const at = this.#lastContact.get(id);
+      lastContactMs[id] = at === undefined ? null : now - at;
+    }
+    return explain({
+      id: this.id,
+      role: status.role,
+      term: status.term,
+      leaderId: status.leaderId,
+      votedFor: ctx?.votedFor ?? this.#hardState.votedFor,
+      voters: status.voters,
+      learners: status.learners,
+      oldVoters: status.oldVoters,
+      configured: this.#config !== null,
+      commitIndex: status.commitIndex,
+      lastLogIndex: status.lastLogIndex,
+      votes: ctx?.votes ?? {},
+      electionTimeoutMs: this.#opts.electionTimeoutMs,
+      preVote: this.#opts.preVote,
+      checkQuorum: this.#opts.checkQuorum,
+      lastContactMs,
+      replicas: status.replicas,
+      maxInflight: this.#opts.maxInflightMessages,
+      lastRefusalReceived: this.#diagnostics.lastRefusalReceived,
+      lastAnswerGiven: this.#diagnostics.lastAnswerGiven,
+      failedPeers: this.#diagnostics.failedPeers(),
+      transferTarget: ctx?.transferTarget ?? null,
+      now,
+    });
   }
 
   #replicaStatus(peer: ServerId, r: SnapshotFrom<typeof replicaMachine>, now = this.#clock.now()): ReplicaStatus {
@@ -773,8 +1025,24 @@ class Node<R> implements RaftNode<R> {
 
   #receive(message: RaftMessage): void {
     if (this.#state !== 'running' || message.to !== this.id) return;
-    this.#lastContact.set(message.from, this.#clock.now());
-    this.#actor?.send({ type: 'msg.receive', message });
+    const now = this.#clock.now();
+    this.#lastContact.set(message.from, now);
+    this.#diagnostics.inbound(message, now);
+    if (message.type === 'vote' || message.type === 'preVote') {
+      // A (pre-)vote request that leaves no answer was ignored by leader stickiness (§4.2.3): say so on events$.
+      const r = this.#ready;
+      const [i, a] = [r.immediate.length, r.afterSync.length];
+      this.#actor?.send({ type: 'msg.receive', message });
+      const answered = (list: readonly RaftMessage[], from: number): boolean => {
+        for (let k = from; k < list.length; k++) if (list[k]?.to === message.from) return true;
+        return false;
+      };
+      if (r === this.#ready && !answered(r.immediate, i) && !answered(r.afterSync, a)) this.#diagnostics.ignoredVote(message, now);
+    } else {
+      this.#actor?.send({ type: 'msg.receive', message });
+    }
+    // A configuration takes effect when appended: tell the machine before anything else happens.
+    if (this.#configDirty) this.#refreshConfig();
     this.#scheduleTurn();
   }
 
@@ -859,14 +1127,19 @@ class Node<R> implements RaftNode<R> {
   #flush(): void {
     const r = this.#ready;
     this.#ready = emptyReady();
-    if (r.immediate.length > 0) this.#transport.send(r.immediate);
+    if (r.immediate.length > 0) this.#send(r.immediate);
     if (!hasWrite(r) && !this.#writing && this.#writeQueue.length === 0) {
-      if (r.afterSync.length > 0) this.#transport.send(r.afterSync);
+      if (r.afterSync.length > 0) this.#send(r.afterSync);
       for (const f of r.synced) f();
       return;
     }
     this.#writeQueue.push(r);
     void this.#pumpWrites();
+  }
+
+  #send(messages: readonly RaftMessage[]): void {
+    this.#diagnostics.outbound(messages, this.#clock.now(), this.#lastContact, this.#opts.electionTimeoutMs[0]);
+    this.#transport.send(messages);
   }
 
   async #pumpWrites(): Promise<void> {
@@ -883,7 +1156,7 @@ class Node<R> implements RaftNode<R> {
           });
         }
         if (this.#state !== 'running') return;
-        if (r.afterSync.length > 0) this.#transport.send(r.afterSync);
+        if (r.afterSync.length > 0) this.#send(r.afterSync);
         for (const f of r.synced) f();
         const last = r.delta.entries[r.delta.entries.length - 1];
         // Only a leader counts its own durable index towards the commit quorum.
@@ -940,7 +1213,8 @@ class Node<R> implements RaftNode<R> {
       if (entry === undefined) return;
       if (entry.type !== 'normal') {
         this.#applied = entry.index;
-        this.#settle(entry, undefined as R);
+        if (entry.type === 'config') this.#settleChange(entry);
+        else this.#settle(entry, undefined as R);
         continue;
       }
       let result: R | Promise<R>;
@@ -964,6 +1238,15 @@ class Node<R> implements RaftNode<R> {
       this.#applied = entry.index;
       this.#settle(entry, result);
     }
+  }
+
+  /** A configuration entry was applied: the client change it ends (if this leader appended it) settles. */
+  #settleChange(entry: LogEntry): void {
+    const change = this.#change;
+    if (change === null || change.index !== entry.index) return;
+    this.#change = null;
+    if (change.term !== entry.term) change.waiter.reject(new LeadershipLostError(entry.index));
+    else change.waiter.resolve({ index: entry.index, term: entry.term, configuration: change.configuration });
   }
 
   #afterAsyncApply(entry: LogEntry, value: R): void {
@@ -999,6 +1282,7 @@ class Node<R> implements RaftNode<R> {
       const was = this.#role;
       this.#role = role;
       if (was === 'leader') this.#loseLeadership(ctx.commitIndex);
+      if (was === 'leader' || role === 'leader') this.#diagnostics.resetLeadership();
       if (role === 'leader') this.#roundSentAt.clear();
       this.#role$.next(role);
       this.#events$.next({ type: 'roleChanged', role, term: ctx.term });
@@ -1044,17 +1328,50 @@ class Node<R> implements RaftNode<R> {
         pending.reject(new LeadershipLostError(index));
       }
     }
+    // A joint change whose C_new this leader had not appended yet is also unknown: the next leader finishes it.
+    const change = this.#change;
+    if (change !== null && (change.index > commitIndex || change.joint)) {
+      this.#change = null;
+      change.waiter.reject(new LeadershipLostError(change.index));
+    }
   }
 
+  /** Rescans the log for the latest configuration (after a follower append or a truncation) and adopts it. */
   #refreshConfig(): void {
     this.#configDirty = false;
     const latest = latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex());
-    if (latest?.index === this.#config?.index && latest?.config === this.#config?.config) return;
+    if (latest?.index === this.#config?.index && sameConfig(latest?.config ?? null, this.#config?.config ?? null)) return;
+    this.#setConfig(latest, true);
+  }
+
+  /** Makes `latest` the configuration in effect: transport peers, the machine (unless it decided it), observations. */
+  #setConfig(latest: { index: number; config: Configuration } | null, tellMachine: boolean): void {
+    const before = membershipOf(this.#config?.config ?? null);
     this.#config = latest;
-    const { voters, learners } = rolesOf(latest?.config ?? null);
-    if (latest !== null) this.#transport.setPeers(latest.config.servers);
-    this.#actor?.send({ type: 'config.changed', voters, learners });
-    this.#events$.next({ type: 'membershipChanged', servers: latest?.config.servers ?? [], index: latest?.index ?? 0 });
+    const config = latest?.config ?? null;
+    const index = latest?.index ?? 0;
+    if (config !== null) this.#transport.setPeers(serversOf(config));
+    if (tellMachine) this.#actor?.send({ type: 'config.changed', config, index });
+    const after = membershipOf(config);
+    this.#events$.next({
+      type: 'membershipChanged',
+      servers: serversOf(config),
+      index,
+      voters: after.voters,
+      learners: after.learners,
+      oldVoters: after.oldVoters,
+    });
+    const roleIn = (m: typeof after, id: ServerId): 'voter' | 'learner' | null => (isVoterIn(m, id) ? 'voter' : m.learners.includes(id) ? 'learner' : null);
+    const ids = new Set([...before.voters, ...(before.oldVoters ?? []), ...before.learners, ...after.voters, ...(after.oldVoters ?? []), ...after.learners]);
+    for (const id of ids) {
+      const was = roleIn(before, id);
+      const now = roleIn(after, id);
+      if (was === now) continue;
+      if (was === null && now !== null) this.#events$.next({ type: 'peerAdded', id, suffrage: now, index });
+      else if (now === null) this.#events$.next({ type: 'peerRemoved', id, index });
+      else if (now === 'voter') this.#events$.next({ type: 'learnerPromoted', id, index });
+      else this.#events$.next({ type: 'voterDemoted', id, index });
+    }
   }
 
   #requireRunning(what: string): void {
@@ -1073,6 +1390,17 @@ class Node<R> implements RaftNode<R> {
     this.#events$.next({ type: 'fatal', error });
     void this.stop();
   }
+}
+
+function checkId(what: string, id: unknown): ServerId {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw new ConfigurationError(what, 'must be a non-empty string of at most 256 characters');
+  return id;
+}
+
+function checkServer(what: string, id: unknown, address: unknown): Server {
+  const checked = checkId(`${what}(id)`, id);
+  if (typeof address !== 'string') throw new ConfigurationError(`${what}(address)`, 'must be a string');
+  return { id: checked, address };
 }
 
 /**

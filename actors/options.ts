@@ -73,8 +73,14 @@ export interface RaftNodeOptions<R = unknown> {
    * lease for the rest of its term (transfer votes bypass stickiness).
    */
   readonly readMode?: ReadMode;
-  /** How long `propose` waits before rejecting with `TimeoutError`; also the default timeout of `readIndex` and `barrier`. Default 10000. */
+  /** How long `propose` waits before rejecting with `TimeoutError`; also the default timeout of `readIndex`, `barrier` and membership changes. Default 10000. */
   readonly proposalTimeoutMs?: number;
+  /**
+   * A server added with `addVoter` joins as a learner and is promoted to voter once its log stays
+   * within this many entries of the leader's last index, at every heartbeat, for a full (minimum)
+   * election timeout. Default 1024.
+   */
+  readonly promotionThreshold?: number;
   /** Largest accepted proposal in bytes. Default 8 MiB. */
   readonly maxProposalBytes?: number;
   /** Appends in flight to one follower. Default 256. */
@@ -103,6 +109,7 @@ export interface ResolvedOptions {
   readonly snapshotThreshold: number;
   readonly trailingLogs: number;
   readonly proposalTimeoutMs: number;
+  readonly promotionThreshold: number;
   readonly maxProposalBytes: number;
   readonly maxInflightMessages: number;
   readonly maxInflightBytes: number;
@@ -112,7 +119,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'id', 'stateMachine', 'storage', 'transport', 'electionTimeoutMs', 'heartbeatIntervalMs', 'preVote',
-  'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'proposalTimeoutMs', 'maxProposalBytes',
+  'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'proposalTimeoutMs', 'promotionThreshold', 'maxProposalBytes',
   'maxInflightMessages', 'maxInflightBytes', 'maxEntriesPerMessage', 'maxBytesPerMessage', 'clock', 'random', 'inspect',
 ]);
 
@@ -196,6 +203,7 @@ export function resolveOptions(options: RaftNodeOptions<unknown>): ResolvedOptio
     snapshotThreshold: int('snapshotThreshold', options.snapshotThreshold, 8192, 1),
     trailingLogs: int('trailingLogs', options.trailingLogs, 10240, 0),
     proposalTimeoutMs: int('proposalTimeoutMs', options.proposalTimeoutMs, 10_000, 1),
+    promotionThreshold: int('promotionThreshold', options.promotionThreshold, 1024, 0),
     maxProposalBytes: int('maxProposalBytes', options.maxProposalBytes, 8 * 1024 * 1024, 0, 1024 * 1024 * 1024),
     maxInflightMessages: int('maxInflightMessages', options.maxInflightMessages, 256, 1, 65536),
     maxInflightBytes: int('maxInflightBytes', options.maxInflightBytes, 64 * 1024 * 1024, 1),

@@ -43,7 +43,21 @@
  */
 import { and, assign, enqueueActions, not, raise, setup, stateIn, stopChild, type ActorRefFrom } from 'xstate';
 import { conflictHint, matches } from './log-matching.js';
-import { hasQuorum, quorumIndex, tally } from './quorum.js';
+import {
+  allVoters,
+  isCaughtUp,
+  isMemberOf,
+  isVoterIn,
+  jointHasQuorum,
+  jointQuorumIndex,
+  jointTally,
+  leaveJoint,
+  membershipOf,
+  peersOf,
+  planChange,
+  type MembershipChange,
+  type MembershipRefusal,
+} from './membership.js';
 import {
   replicaMachine,
   type ReplicaLimits,
@@ -53,6 +67,7 @@ import { decideVote, type VoteDecision } from './vote.js';
 import type {
   AppendRequest,
   AppendResponse,
+  Configuration,
   EntryType,
   Heartbeat,
   HeartbeatResponse,
@@ -77,10 +92,16 @@ export interface NodeInput {
   readonly term: number;
   /** Restored vote in `term`. */
   readonly votedFor: ServerId | null;
-  /** Voting members, this server included if it votes. */
-  readonly voters: readonly ServerId[];
-  /** Non-voting members. */
-  readonly learners: readonly ServerId[];
+  /** The latest configuration in the log (`null` on a fresh node), in effect from when it was appended. */
+  readonly config?: Configuration | null;
+  /** Its log index (0 when `config` is `null`). Default 0. */
+  readonly configIndex?: number;
+  /** Shorthand used when `config` is absent: the voter ids (each server's address is its id). */
+  readonly voters?: readonly ServerId[];
+  /** Shorthand used when `config` is absent: the learner ids. */
+  readonly learners?: readonly ServerId[];
+  /** A learner marked `autoPromote` is promoted once at most this many entries behind the leader's last index for a full election timeout. Default 1024. */
+  readonly promotionThreshold?: number;
   /** Run a pre-vote round before each election (thesis §9.6). */
   readonly preVote: boolean;
   /** Step down as leader without contact from a quorum for an election timeout; ignore disruptive votes meanwhile. */
@@ -151,8 +172,26 @@ export interface NodeContext {
   readonly votedFor: ServerId | null;
   readonly leaderId: ServerId | null;
   readonly commitIndex: number;
+  /** The latest configuration in the log; `null` on a fresh node. */
+  readonly config: Configuration | null;
+  /** Log index of `config`; a change is in flight while it exceeds `commitIndex`. */
+  readonly configIndex: number;
+  /** Voters of `config` (of C_new while joint). */
   readonly voters: readonly ServerId[];
+  /** While `config` is joint: the voters of C_old; `null` otherwise. */
+  readonly oldVoters: readonly ServerId[] | null;
+  /** Learners of `config`. */
   readonly learners: readonly ServerId[];
+  /** Learners marked `autoPromote`. */
+  readonly staging: readonly ServerId[];
+  /** See {@link NodeInput.promotionThreshold}. */
+  readonly promotionThreshold: number;
+  /** Leader: consecutive heartbeat ticks each staging learner was caught up and heard from. */
+  readonly catchUp: Readonly<Record<ServerId, number>>;
+  /** Leader: staging learners heard from since the last heartbeat tick. */
+  readonly heard: Readonly<Record<ServerId, true>>;
+  /** Leader: the current transfer is a hand-over (this leader is no longer a voter); it steps down when it ends. */
+  readonly handover: boolean;
   /** Votes (or pre-votes) received in the current election. */
   readonly votes: Readonly<Record<ServerId, boolean>>;
   /** Leader: the replica machine of each peer. */
@@ -214,9 +253,18 @@ export type NodeEvent =
   | RoutedEvent
   | { readonly type: 'client.propose'; readonly payloads: readonly Uint8Array[] }
   | { readonly type: 'client.campaign' }
-  | { readonly type: 'client.bootstrap'; readonly voters: readonly ServerId[]; readonly learners: readonly ServerId[] }
+  | { readonly type: 'client.bootstrap'; readonly config: Configuration }
   | { readonly type: 'storage.synced'; readonly index: number; readonly term: number }
-  | { readonly type: 'config.changed'; readonly voters: readonly ServerId[]; readonly learners: readonly ServerId[] }
+  /** The latest configuration in the log changed (a follower appended one, or a truncation reverted one). */
+  | { readonly type: 'config.changed'; readonly config: Configuration | null; readonly index: number }
+  /** A membership change request (thesis §4). */
+  | { readonly type: 'client.membership'; readonly change: MembershipChange; readonly force: boolean }
+  /** Internal (raised by the leader): it is no longer a voter and its configuration is committed; hand leadership over. */
+  | { readonly type: 'leader.handover' }
+  /** Internal (raised by the leader): step down now. */
+  | { readonly type: 'leader.stepDown' }
+  /** Internal (raised by the leader): append this configuration entry. */
+  | { readonly type: 'leader.appendConfig'; readonly config: Configuration; readonly origin: ConfigOrigin }
   /** The turn's reads, as one batch with one id. */
   | { readonly type: 'client.read'; readonly id: number }
   /** Hand leadership to `target`, or to the most up-to-date voter when `null`. */
@@ -229,6 +277,25 @@ export type NodeEvent =
 export interface AppendEntriesIntent {
   readonly prevIndex: number;
   readonly entries: readonly LogEntry[];
+}
+
+/** Why the leader appends a configuration entry. */
+export type ConfigOrigin = 'client' | 'promotion' | 'leaveJoint';
+
+/** Intent: leader appends a configuration entry of its term; the configuration is in effect from now on. */
+export interface AppendConfigIntent {
+  readonly term: number;
+  readonly config: Configuration;
+  readonly origin: ConfigOrigin;
+}
+
+/** Intent: a membership change request is refused. */
+export interface RefuseChangeIntent {
+  readonly refusal: MembershipRefusal | 'notLeader';
+  /** Human-readable reason. */
+  readonly detail: string;
+  /** The leader this node knows of, or `null`. */
+  readonly leaderId: ServerId | null;
 }
 
 /** Intent: leader appends new entries of its term (one per payload). */
@@ -246,20 +313,65 @@ const EMPTY = new Uint8Array(0);
 /** The per-term leader bookkeeping (read rounds, lease, transfer), fresh: at start and whenever a node becomes leader. */
 function freshLeaderState(): Pick<
   NodeContext,
-  'round' | 'beats' | 'reads' | 'leaseRound' | 'leaseHeld' | 'transferTarget' | 'transferSent' | 'campaignTransfer'
+  | 'round'
+  | 'beats'
+  | 'reads'
+  | 'leaseRound'
+  | 'leaseHeld'
+  | 'transferTarget'
+  | 'transferSent'
+  | 'campaignTransfer'
+  | 'catchUp'
+  | 'heard'
+  | 'handover'
 > {
-  return { round: 0, beats: {}, reads: [], leaseRound: 0, leaseHeld: false, transferTarget: null, transferSent: false, campaignTransfer: false };
+  return {
+    round: 0,
+    beats: {},
+    reads: [],
+    leaseRound: 0,
+    leaseHeld: false,
+    transferTarget: null,
+    transferSent: false,
+    campaignTransfer: false,
+    catchUp: {},
+    heard: {},
+    handover: false,
+  };
 }
 
-function isMember(ctx: Ctx, id: ServerId): boolean {
-  return ctx.voters.includes(id) || ctx.learners.includes(id);
+/** The context fields derived from a configuration. */
+function configFields(
+  config: Configuration | null,
+  index: number,
+): Pick<NodeContext, 'config' | 'configIndex' | 'voters' | 'oldVoters' | 'learners' | 'staging'> {
+  const m = membershipOf(config);
+  return { config, configIndex: index, voters: m.voters, oldVoters: m.oldVoters, learners: m.learners, staging: m.staging };
 }
 
-function peersOf(ctx: Ctx): ServerId[] {
-  const peers: ServerId[] = [];
-  for (const v of ctx.voters) if (v !== ctx.id) peers.push(v);
-  for (const l of ctx.learners) if (l !== ctx.id && !peers.includes(l)) peers.push(l);
-  return peers;
+/** A configuration from bare ids (addresses = ids), or `null` when there are none. */
+function configOfIds(voters: readonly ServerId[] = [], learners: readonly ServerId[] = []): Configuration | null {
+  if (voters.length === 0 && learners.length === 0) return null;
+  return {
+    servers: [
+      ...voters.map((id) => ({ id, address: id, suffrage: 'voter' as const })),
+      ...learners.map((id) => ({ id, address: id, suffrage: 'learner' as const })),
+    ],
+  };
+}
+
+/** Leader: a configuration change may be admitted now (thesis §4.1 and its one-change-at-a-time rule). */
+function changeBlocker(ctx: Ctx): { refusal: MembershipRefusal; detail: string } | null {
+  if (!committedOwnTerm(ctx)) return { refusal: 'leaderNotReady', detail: `the leader has not committed an entry of term ${ctx.term} yet; retry shortly` };
+  if (ctx.oldVoters !== null) return { refusal: 'changeInProgress', detail: 'the cluster is in a joint configuration' };
+  if (ctx.configIndex > ctx.commitIndex) return { refusal: 'changeInProgress', detail: `configuration entry ${ctx.configIndex} is not committed yet` };
+  if (ctx.transferTarget !== null) return { refusal: 'transferInProgress', detail: `leadership is being handed to ${ctx.transferTarget}` };
+  return null;
+}
+
+/** Leader: no longer a voter, its configuration committed and plain: it must hand leadership over. */
+function needsHandover(ctx: Ctx): boolean {
+  return ctx.oldVoters === null && ctx.configIndex <= ctx.commitIndex && ctx.config !== null && !isVoterIn(ctx, ctx.id);
 }
 
 function voteDecision(ctx: Ctx, m: VoteRequest): VoteDecision {
@@ -270,7 +382,6 @@ function voteDecision(ctx: Ctx, m: VoteRequest): VoteDecision {
       leaderId: ctx.leaderId,
       lastIndex: ctx.log.lastIndex(),
       lastTerm: ctx.log.lastTerm(),
-      isVoter: ctx.voters.includes(ctx.id),
     },
     { preVote: m.type === 'preVote', term: m.term, candidate: m.from, lastIndex: m.lastLogIndex, lastTerm: m.lastLogTerm },
   );
@@ -279,7 +390,7 @@ function voteDecision(ctx: Ctx, m: VoteRequest): VoteDecision {
 function voteRequests(ctx: Ctx, type: 'vote' | 'preVote', term: number): RaftMessage[] {
   const lastLogIndex = ctx.log.lastIndex();
   const lastLogTerm = ctx.log.lastTerm();
-  return ctx.voters
+  return allVoters(ctx)
     .filter((v) => v !== ctx.id)
     .map((to) => ({ type, term, from: ctx.id, to, lastLogIndex, lastLogTerm }));
 }
@@ -295,7 +406,7 @@ function committedOwnTerm(ctx: Ctx): boolean {
 
 /** The highest round a quorum of voters echoed (the leader counts its own latest round). */
 function quorumRound(ctx: Ctx, round: number): number {
-  return quorumIndex(ctx.voters, { ...ctx.beats, [ctx.id]: round });
+  return jointQuorumIndex(ctx, { ...ctx.beats, [ctx.id]: round });
 }
 
 /** The transfer target for a request: the given voter, or the voter with the highest match. */
@@ -376,6 +487,10 @@ export const nodeMachine = setup({
     leaseExpired: () => {},
     /** Intent: fail the turn's proposals; this node is not the leader. */
     rejectProposals: (_: unknown, _leaderId: ServerId | null) => {},
+    /** Intent: append a configuration entry (leader). */
+    appendConfig: (_: unknown, _intent: AppendConfigIntent) => {},
+    /** Intent: refuse a membership change request. */
+    refuseChange: (_: unknown, _intent: RefuseChangeIntent) => {},
 
     /** Re-raises a gated message for the active role. */
     route: raise(({ event }) => {
@@ -480,7 +595,7 @@ export const nodeMachine = setup({
     }),
     recordVote: assign(({ context, event }) => {
       if (event.type !== 'msg.voteResponse' && event.type !== 'msg.preVoteResponse') return {};
-      if (!context.voters.includes(event.message.from)) return {};
+      if (!isVoterIn(context, event.message.from)) return {};
       return { votes: { ...context.votes, [event.message.from]: event.message.granted } };
     }),
     /** §5.2 and §8: a new leader appends a no-op, then probes every peer from its last index. */
@@ -493,12 +608,14 @@ export const nodeMachine = setup({
         ...freshLeaderState(),
       });
       enqueue({ type: 'appendProposals', params: { term: context.term, type: 'noop', payloads: [EMPTY] } });
-      enqueue('spawnReplicas');
+      enqueue('spawnMissingReplicas');
     }),
-    spawnReplicas: assign(({ context, spawn, self }) => {
-      const replicas: Record<ServerId, ActorRefFrom<typeof replicaMachine>> = {};
+    /** Leader: one replica machine per peer that has none (all of them on election). */
+    spawnMissingReplicas: assign(({ context, spawn, self }) => {
+      const replicas: Record<ServerId, ActorRefFrom<typeof replicaMachine>> = { ...context.replicas };
       const next = context.log.lastIndex();
-      for (const peer of peersOf(context)) {
+      for (const peer of peersOf(context, context.id)) {
+        if (replicas[peer] !== undefined) continue;
         replicas[peer] = spawn('replica', {
           id: `replica:${peer}`,
           systemId: `replica:${peer}`,
@@ -524,6 +641,8 @@ export const nodeMachine = setup({
       const round = context.round + 1;
       enqueue.assign({ round });
       for (const ref of Object.values(context.replicas)) enqueue.sendTo(ref, { type: 'replica.heartbeat', commit: context.commitIndex, round });
+      enqueue('trackCatchUp');
+      enqueue('checkHandover');
     }),
     /** Notes the round a peer echoed. */
     recordBeat: assign(({ context, event }) => {
@@ -644,10 +763,13 @@ export const nodeMachine = setup({
       if ((context.match[target] ?? 0) < context.log.lastIndex()) return;
       enqueue.assign({ transferSent: true });
       enqueue({ type: 'send', params: [{ type: 'timeoutNow', term: context.term, from: context.id, to: target }] });
+      if (context.handover) enqueue.raise({ type: 'leader.stepDown' });
     }),
-    abortTransfer: enqueueActions(({ enqueue }) => {
+    abortTransfer: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({ transferTarget: null });
       enqueue({ type: 'transferFailed', params: 'timeout' });
+      // A hand-over that could not catch its target up still ends this non-voter's leadership.
+      if (context.handover) enqueue.raise({ type: 'leader.stepDown' });
     }),
     refuseDuringTransfer: enqueueActions(({ context, enqueue }) => {
       if (context.transferTarget !== null) enqueue({ type: 'refuseProposals', params: context.transferTarget });
@@ -657,8 +779,13 @@ export const nodeMachine = setup({
     }),
     markActive: assign(({ context, event }) => {
       const m = msgOf(event);
-      if (m === undefined || context.active[m.from]) return {};
-      return { active: { ...context.active, [m.from]: true as const } };
+      if (m === undefined) return {};
+      const staged = context.staging.length > 0 && context.heard[m.from] !== true && context.staging.includes(m.from);
+      if (context.active[m.from] && !staged) return {};
+      return {
+        active: context.active[m.from] ? context.active : { ...context.active, [m.from]: true as const },
+        heard: staged ? { ...context.heard, [m.from]: true as const } : context.heard,
+      };
     }),
     forwardToReplica: enqueueActions(({ context, event, enqueue }) => {
       const ref = 'message' in event ? context.replicas[event.message.from] : undefined;
@@ -679,14 +806,116 @@ export const nodeMachine = setup({
     }),
     /** §5.3/§5.4.2: commit the quorum index, but only by counting replicas of an entry of the current term. */
     advanceCommit: enqueueActions(({ context, enqueue }) => {
-      const index = quorumIndex(context.voters, context.match);
+      const index = jointQuorumIndex(context, context.match);
       if (index > context.commitIndex && context.log.term(index) === context.term) {
         enqueue.assign({ commitIndex: index });
         enqueue({ type: 'commitTo', params: index });
+        enqueue('afterCommit');
       }
     }),
+    /**
+     * Leader, after its commit index advanced: a committed joint configuration is left at once by
+     * appending C_new (§6 of the paper); a leader that is no longer a voter hands over (thesis §4.2.2).
+     */
+    afterCommit: enqueueActions(({ context, enqueue }) => {
+      if (context.config === null || context.configIndex > context.commitIndex) return;
+      if (context.oldVoters !== null) {
+        enqueue.raise({ type: 'leader.appendConfig', config: leaveJoint(context.config), origin: 'leaveJoint' });
+        return;
+      }
+      if (context.transferTarget === null && needsHandover(context)) enqueue.raise({ type: 'leader.handover' });
+    }),
+    /** Leader: appends a configuration entry; it takes effect now (replicas follow the new membership). */
+    appendConfigEntry: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'leader.appendConfig') return;
+      const index = context.log.lastIndex() + 1;
+      enqueue({ type: 'appendConfig', params: { term: context.term, config: event.config, origin: event.origin } });
+      enqueue.assign({ ...configFields(event.config, index) });
+      enqueue('syncReplicas');
+      enqueue('notifyReplicas');
+      enqueue('advanceCommit');
+    }),
+    /** Leader: a membership change request, admitted against the latest configuration in the log. */
+    changeMembership: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'client.membership') return;
+      const blocked = changeBlocker(context);
+      if (blocked !== null) {
+        enqueue({ type: 'refuseChange', params: { ...blocked, leaderId: context.id } });
+        return;
+      }
+      const plan = planChange(context.config, event.change, event.force);
+      if ('refusal' in plan) {
+        enqueue({ type: 'refuseChange', params: { refusal: plan.refusal, detail: plan.detail, leaderId: context.id } });
+        return;
+      }
+      enqueue.raise({ type: 'leader.appendConfig', config: plan.config, origin: 'client' });
+    }),
+    /** Not leader: membership changes are refused. */
+    refuseChangeNotLeader: enqueueActions(({ context, enqueue }) => {
+      enqueue({ type: 'refuseChange', params: { refusal: 'notLeader', detail: 'not the leader', leaderId: context.leaderId } });
+    }),
+    /** Leader: spawns replicas for new peers and stops those of servers no longer in the configuration. */
+    syncReplicas: enqueueActions(({ context, enqueue }) => {
+      const peers = peersOf(context, context.id);
+      const gone = Object.keys(context.replicas).filter((p) => !peers.includes(p));
+      if (gone.length === 0 && peers.every((p) => context.replicas[p] !== undefined)) return;
+      const replicas = { ...context.replicas };
+      const match = { ...context.match };
+      const beats = { ...context.beats };
+      for (const p of gone) {
+        const ref = replicas[p];
+        if (ref !== undefined) enqueue(stopChild(ref));
+        delete replicas[p];
+        delete match[p];
+        delete beats[p];
+      }
+      enqueue.assign({ replicas, match, beats });
+      enqueue('spawnMissingReplicas');
+    }),
+    /** Leader: the heartbeat tick also samples each staging learner's catch-up and promotes one that stayed caught up for a full election timeout. */
+    trackCatchUp: enqueueActions(({ context, enqueue }) => {
+      if (context.staging.length === 0) {
+        if (Object.keys(context.catchUp).length > 0) enqueue.assign({ catchUp: {}, heard: {} });
+        return;
+      }
+      const last = context.log.lastIndex();
+      const needed = Math.ceil(context.electionTimeoutMs / context.heartbeatIntervalMs);
+      const catchUp: Record<ServerId, number> = {};
+      let ready: ServerId | null = null;
+      for (const id of context.staging) {
+        const ok = context.heard[id] === true && isCaughtUp(context.match[id] ?? 0, last, context.promotionThreshold);
+        const streak = ok ? (context.catchUp[id] ?? 0) + 1 : 0;
+        catchUp[id] = streak;
+        if (streak > needed && ready === null) ready = id;
+      }
+      enqueue.assign({ catchUp, heard: {} });
+      if (ready === null || changeBlocker(context) !== null) return;
+      const plan = planChange(context.config, { type: 'promote', id: ready }, false);
+      if ('config' in plan) enqueue.raise({ type: 'leader.appendConfig', config: plan.config, origin: 'promotion' });
+    }),
+    /** Leader: polls for a hand-over a previous attempt could not start (a user transfer was under way). */
+    checkHandover: enqueueActions(({ context, enqueue }) => {
+      if (context.transferTarget === null && needsHandover(context)) enqueue.raise({ type: 'leader.handover' });
+    }),
+    /** Leader, no longer a voter: hands leadership to the most up-to-date voter, then steps down. */
+    startHandover: enqueueActions(({ context, enqueue }) => {
+      const pick = pickTarget(context, null);
+      if (!('target' in pick)) {
+        enqueue.raise({ type: 'leader.stepDown' });
+        return;
+      }
+      enqueue.assign({ transferTarget: pick.target, transferTimeoutMs: context.electionTimeoutMs, handover: true });
+      enqueue({ type: 'transferStarted', params: pick.target });
+      const ref = context.replicas[pick.target];
+      if (ref !== undefined) enqueue.sendTo(ref, { type: 'replica.entries', commit: context.commitIndex });
+      enqueue('maybeTimeoutNow');
+    }),
     resetActive: assign({ active: () => ({}) }),
-    adoptConfig: assign(({ event }) => (event.type === 'config.changed' ? { voters: event.voters, learners: event.learners } : {})),
+    /** The latest configuration in the log changed under us (appended as follower, or reverted by a truncation): adopt it, keep the role. */
+    adoptConfig: assign(({ context, event }) => {
+      if (event.type !== 'config.changed' || (event.config === context.config && event.index === context.configIndex)) return {};
+      return configFields(event.config, event.index);
+    }),
   },
   guards: {
     isStale: ({ context, event }) => event.type === 'msg.receive' && event.message.term < context.term,
@@ -703,7 +932,7 @@ export const nodeMachine = setup({
       event.type === 'client.transfer' && context.transferTarget === null && 'target' in pickTarget(context, event.target),
     /** `timeoutNow` from the leader we follow, received by a voter. */
     isTimeoutNowFromLeader: ({ context, event }) =>
-      event.type === 'msg.timeoutNow' && event.message.from === context.leaderId && context.voters.includes(context.id),
+      event.type === 'msg.timeoutNow' && event.message.from === context.leaderId && isVoterIn(context, context.id),
     isHigherTerm: ({ context, event }) => {
       if (event.type !== 'msg.receive') return false;
       const m = event.message;
@@ -715,13 +944,25 @@ export const nodeMachine = setup({
     isLeaderMessage: ({ event }) =>
       event.type === 'msg.receive' && (event.message.type === 'append' || event.message.type === 'heartbeat'),
     grantsVote: ({ context, event }) => event.type === 'msg.vote' && voteDecision(context, event.message).granted,
-    isVoter: ({ context }) => context.voters.includes(context.id),
+    isVoter: ({ context }) => isVoterIn(context, context.id),
     usesPreVote: ({ context }) => context.preVote,
-    wonElection: ({ context }) => tally(context.voters, context.votes) === 'won',
-    lostElection: ({ context }) => tally(context.voters, context.votes) === 'lost',
+    wonElection: ({ context }) => jointTally(context, context.votes) === 'won',
+    lostElection: ({ context }) => jointTally(context, context.votes) === 'lost',
     isCurrentPreVoteAnswer: ({ context, event }) =>
       event.type === 'msg.preVoteResponse' && (event.message.term === context.term + 1 || !event.message.granted),
-    quorumLost: ({ context }) => !hasQuorum(context.voters, new Set([...Object.keys(context.active), context.id])),
+    quorumLost: ({ context }) => !jointHasQuorum(context, new Set([...Object.keys(context.active), context.id])),
+    /**
+     * A (pre-)vote request from a server outside our latest configuration: dropped before the term
+     * gate adopts its term, so a removed server cannot disrupt the cluster.
+     */
+    isStrangerVote: ({ context, event }) => {
+      if (event.type !== 'msg.receive') return false;
+      const m = event.message;
+      return (m.type === 'vote' || m.type === 'preVote') && context.config !== null && !isMemberOf(context, m.from);
+    },
+    /** A read index request from a server outside our configuration (it would never catch up to the index). */
+    isStrangerRead: ({ context, event }) => event.type === 'msg.readIndex' && !isMemberOf(context, event.message.from),
+    needsHandover: ({ context }) => context.transferTarget === null && needsHandover(context),
   },
 }).createMachine({
   id: 'node',
@@ -732,8 +973,8 @@ export const nodeMachine = setup({
     votedFor: input.votedFor,
     leaderId: null,
     commitIndex: 0,
-    voters: input.voters,
-    learners: input.learners,
+    ...configFields(input.config ?? configOfIds(input.voters, input.learners), input.configIndex ?? 0),
+    promotionThreshold: input.promotionThreshold ?? 1024,
     votes: {},
     replicas: {},
     match: {},
@@ -756,6 +997,7 @@ export const nodeMachine = setup({
     // The term gate (§5.1): runs before any role sees a message.
     'msg.receive': [
       { guard: 'isStale', actions: 'answerStale' },
+      { guard: 'isStrangerVote' },
       { guard: and(['isDisruptive', stateIn('#node.follower.led')]) },
       { guard: and(['isDisruptive', 'isStartQuiet']) },
       { guard: and(['isDisruptive', stateIn('#node.leader'), 'checkQuorumOn']) },
@@ -771,12 +1013,13 @@ export const nodeMachine = setup({
     'msg.readIndex': { actions: 'refuseReadIndex' },
     'msg.readIndexResponse': { actions: 'takeReadIndex' },
     'config.changed': { actions: 'adoptConfig' },
+    'client.membership': { actions: 'refuseChangeNotLeader' },
     // Bootstrap writes the first configuration at term 1 on a node with no state (the actor checks).
     'client.bootstrap': {
       guard: ({ context }) => context.term === 0,
       target: '.follower',
       reenter: true,
-      actions: assign(({ event }) => (event.type === 'client.bootstrap' ? { term: 1, voters: event.voters, learners: event.learners } : {})),
+      actions: assign(({ event }) => (event.type === 'client.bootstrap' ? { term: 1, ...configFields(event.config, 1) } : {})),
     },
   },
   states: {
@@ -799,7 +1042,6 @@ export const nodeMachine = setup({
         ],
         // Leadership transfer: campaign now, skipping pre-vote (thesis §3.10).
         'msg.timeoutNow': { guard: 'isTimeoutNowFromLeader', target: 'candidate', actions: assign({ campaignTransfer: true }) },
-        'config.changed': { target: 'follower', reenter: true, actions: 'adoptConfig' },
       },
       states: {
         leaderless: {},
@@ -836,7 +1078,12 @@ export const nodeMachine = setup({
       on: {
         'client.propose': [{ guard: 'isTransferring', actions: 'refuseDuringTransfer' }, { actions: 'appendBatch' }],
         'client.read': { actions: 'queueRead' },
-        'msg.readIndex': { actions: 'queueRead' },
+        'msg.readIndex': [{ guard: 'isStrangerRead', actions: 'refuseReadIndex' }, { actions: 'queueRead' }],
+        'client.membership': { actions: 'changeMembership' },
+        'config.changed': { actions: ['adoptConfig', 'syncReplicas', 'advanceCommit'] },
+        'leader.handover': { guard: 'needsHandover', target: '.transfer.transferring', actions: 'startHandover' },
+        'leader.stepDown': { target: '#node.follower', actions: assign({ leaderId: null }) },
+        'leader.appendConfig': { actions: 'appendConfigEntry' },
         'client.transfer': [{ guard: 'canTransfer', target: '.transfer.transferring', actions: 'startTransfer' }, { actions: 'refuseTransfer' }],
         'msg.appendResponse': { actions: ['markActive', 'forwardToReplica'] },
         'msg.heartbeatResponse': { actions: ['markActive', 'forwardToReplica', 'recordBeat', 'maybeRenewLease', 'processReads'] },

@@ -38,12 +38,26 @@ export interface Server {
   readonly address: string;
   /** Voters count towards quorums; learners only receive the log. Defaults to `'voter'`. */
   readonly suffrage?: 'voter' | 'learner';
+  /**
+   * On a learner: the leader promotes it to voter once it has caught up (set by `addVoter`).
+   * Ignored on a voter.
+   */
+  readonly autoPromote?: boolean;
 }
 
-/** A cluster membership: the servers of one configuration entry. */
+/**
+ * A cluster membership: the servers of one configuration entry.
+ *
+ * @remarks A configuration takes effect on a server as soon as it is appended to its log, and
+ * the latest one in the log wins (thesis §4.1); a truncation that removes it reverts to the one
+ * before. While `old` is present the configuration is **joint** (C_old,new, §6 of the Raft
+ * paper): elections and commitment need a majority of the voters of `servers` AND of `old`.
+ */
 export interface Configuration {
-  /** Every member, voters and learners. */
+  /** Every member, voters and learners (C_new while joint). */
   readonly servers: readonly Server[];
+  /** While joint: the servers of the outgoing configuration (C_old). Absent otherwise. */
+  readonly old?: readonly Server[];
 }
 
 /** Persistent per-server state (Figure 2 of the Raft paper): written before any message that depends on it leaves. */

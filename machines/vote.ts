@@ -33,8 +33,6 @@ export interface VoterState {
   readonly lastIndex: number;
   /** Our last log term. */
   readonly lastTerm: number;
-  /** Whether we may vote at all (learners may not). */
-  readonly isVoter: boolean;
 }
 
 /** A (pre-)vote request as the voter sees it. */
@@ -60,14 +58,18 @@ export type VoteDecision = { readonly granted: true } | { readonly granted: fals
  * granted to a future term with an up-to-date log. Leader stickiness (refusing
  * while a leader is live) is decided before this, by the caller.
  *
+ * The voter's own suffrage is not consulted (thesis §4.1: servers process requests
+ * without consulting their configurations): only the candidate's configuration says
+ * whose vote counts. A server demoted or removed by an entry the candidate has not
+ * seen may therefore still be needed, and must be able, to elect it.
+ *
  * @example
  * ```ts
- * decideVote({ term: 2, votedFor: null, leaderId: null, lastIndex: 4, lastTerm: 2, isVoter: true },
+ * decideVote({ term: 2, votedFor: null, leaderId: null, lastIndex: 4, lastTerm: 2 },
  *            { preVote: false, term: 2, candidate: 'b', lastIndex: 4, lastTerm: 2 }) // { granted: true }
  * ```
  */
 export function decideVote(voter: VoterState, ballot: Ballot): VoteDecision {
-  if (!voter.isVoter) return { granted: false, reason: 'learner' };
   if (ballot.term < voter.term) return { granted: false, reason: 'term' };
   if (ballot.preVote) {
     if (ballot.term === voter.term && voter.leaderId !== null) return { granted: false, reason: 'leader' };

@@ -699,7 +699,7 @@ t.test('check quorum: a leader without contact from a majority for an election t
   t.equal(off.state(), 'leader', 'without check quorum, silence does not depose a leader');
 });
 
-t.test('a learner never campaigns', async (t) => {
+t.test('a learner never campaigns, but answers vote requests', async (t) => {
   for (const preVote of [false, true]) {
     const l = node({ id: 'l', voters: ['a', 'b', 'c'], learners: ['l'], terms: [1], preVote });
     l.clock.advanceBy(10 * T);
@@ -708,7 +708,8 @@ t.test('a learner never campaigns', async (t) => {
     t.same(l.take(), [], 'no (pre-)vote request ever');
     t.equal(l.ctx().term, 1);
     l.receive(msg.vote('a', 'l', 2, 1, 1));
-    t.same(l.take(), ['l→a voteResponse t2 refused(learner)'], 'nor does it vote');
+    // Thesis §4.1: votes are granted without consulting one's own configuration; the candidate's says whose vote counts.
+    t.same(l.take(), ['l→a voteResponse t2 granted'], 'but it answers a vote request like anyone (its vote counts only where the candidate lists it as voter)');
   }
 });
 

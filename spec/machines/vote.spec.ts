@@ -19,11 +19,11 @@ t.test('isUpToDate (§5.4.1): last term first, then length', async (t) => {
 });
 
 t.test('decideVote', async (t) => {
-  const voter: VoterState = { term: 5, votedFor: null, leaderId: null, lastIndex: 10, lastTerm: 4, isVoter: true };
+  const voter: VoterState = { term: 5, votedFor: null, leaderId: null, lastIndex: 10, lastTerm: 4 };
   const vote: Ballot = { preVote: false, term: 5, candidate: 'b', lastIndex: 10, lastTerm: 4 };
   const pre: Ballot = { ...vote, preVote: true, term: 6 };
   const yes: VoteDecision = { granted: true };
-  const no = (reason: 'term' | 'voted' | 'log' | 'leader' | 'learner'): VoteDecision => ({ granted: false, reason });
+  const no = (reason: 'term' | 'voted' | 'log' | 'leader'): VoteDecision => ({ granted: false, reason });
   const table: Array<[name: string, voter: VoterState, ballot: Ballot, want: VoteDecision]> = [
     ['vote: free voter, equal log', voter, vote, yes],
     ['vote: candidate log more up-to-date', voter, { ...vote, lastIndex: 3, lastTerm: 5 }, yes],
@@ -34,14 +34,12 @@ t.test('decideVote', async (t) => {
     ['vote: stale term', voter, { ...vote, term: 4 }, no('term')],
     ['vote: log behind by last term (§5.4.1)', voter, { ...vote, lastIndex: 20, lastTerm: 3 }, no('log')],
     ['vote: log behind by length (§5.4.1)', voter, { ...vote, lastIndex: 9 }, no('log')],
-    ['vote: learners never vote', { ...voter, isVoter: false }, vote, no('learner')],
     ['pre-vote: future term, up-to-date', voter, pre, yes],
     ['pre-vote: ignores the vote we cast in our term', { ...voter, votedFor: 'c' }, pre, yes],
     ['pre-vote: future term is not blocked by a known leader (stickiness is the caller’s)', { ...voter, leaderId: 'c' }, pre, yes],
     ['pre-vote: our term while a leader is known', { ...voter, leaderId: 'c' }, { ...pre, term: 5 }, no('leader')],
     ['pre-vote: stale term', voter, { ...pre, term: 4 }, no('term')],
     ['pre-vote: log behind', voter, { ...pre, lastIndex: 9 }, no('log')],
-    ['pre-vote: learners never pre-vote', { ...voter, isVoter: false }, pre, no('learner')],
   ];
   for (const [name, v, b, want] of table) t.same(decideVote(v, b), want, name);
 });

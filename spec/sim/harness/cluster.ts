@@ -28,6 +28,11 @@ export interface SimOptions {
   readonly node?: Partial<Omit<RaftNodeOptions, 'id' | 'stateMachine' | 'storage' | 'transport' | 'clock' | 'random'>>;
   /** Check the invariants after every step. Default true. */
   readonly check?: boolean;
+  /**
+   * How many of the nodes (n1..nK) the cluster is bootstrapped with, as voters. The others start
+   * with empty storage and join only when added (addVoter, addLearner, changeMembership). Default: all.
+   */
+  readonly bootstrapped?: number;
 }
 
 /** A proposal's outcome as a client saw it. */
@@ -101,8 +106,9 @@ export class SimCluster {
   /** Starts every node and bootstraps them with the full membership. */
   async start(): Promise<void> {
     for (const id of this.ids) await this.#launch(id);
-    const servers = this.ids.map((id) => ({ id, address: id }));
-    const boots = [...this.nodes.values()].map((n) => n.bootstrap(servers));
+    const founders = this.ids.slice(0, this.#opts.bootstrapped ?? this.ids.length);
+    const servers = founders.map((id) => ({ id, address: id }));
+    const boots = founders.map((id) => (this.nodes.get(id) as RaftNode<string>).bootstrap(servers));
     let settled = false;
     const all = Promise.all(boots).then(() => {
       settled = true;
@@ -436,6 +442,74 @@ export class SimCluster {
         if (v !== ack.value) this.fail(`acknowledged ${ack.value}@${ack.index} missing on ${id} (found ${String(v)})`);
       }
     }
+  }
+
+  /**
+   * The configuration the live node with the latest configuration entry holds (ties: the leader's view):
+   * its voters (both halves while joint) and learners.
+   */
+  membership(): { voters: string[]; learners: string[]; oldVoters: string[] | null; index: number } {
+    let best: ReturnType<RaftNode<string>['status']> | null = null;
+    for (const node of this.nodes.values()) {
+      const s = node.status();
+      if (best === null || s.configIndex > best.configIndex || (s.configIndex === best.configIndex && s.role === 'leader')) best = s;
+    }
+    return {
+      voters: [...(best?.voters ?? [])].sort(),
+      learners: [...(best?.learners ?? [])].sort(),
+      oldVoters: best?.oldVoters === null || best === null ? null : [...best.oldVoters].sort(),
+      index: best?.configIndex ?? 0,
+    };
+  }
+
+  /** Live nodes that are members (voters or learners) of {@link membership}. */
+  members(): string[] {
+    const m = this.membership();
+    const all = new Set([...m.voters, ...m.learners, ...(m.oldVoters ?? [])]);
+    return [...this.nodes.keys()].filter((id) => all.has(id)).sort();
+  }
+
+  /**
+   * Runs a membership change at the current leader (`op` gets it) and the clock until it settles.
+   * Never rejects: returns the result or the error.
+   */
+  async change<T>(op: (leader: RaftNode<string>) => Promise<T>, maxMs = 5000, what = 'membership change'): Promise<T | Error> {
+    const leader = this.leader();
+    if (leader === null) return new Error('no leader');
+    let out: T | Error | undefined;
+    let settled = false;
+    op(leader).then(
+      (r) => {
+        out = r;
+        settled = true;
+      },
+      (e: unknown) => {
+        out = e instanceof Error ? e : new Error(String(e));
+        settled = true;
+      },
+    );
+    await this.runUntil(() => settled, maxMs, what);
+    return out as T | Error;
+  }
+
+  /** Asserts that every acknowledged proposal is in the log of each of `ids`, at its index. */
+  assertAcksDurableOn(ids: readonly string[]): void {
+    for (const ack of this.acks) {
+      for (const id of ids) {
+        const v = this.valueAt(id, ack.index);
+        if (v !== ack.value) this.fail(`acknowledged ${ack.value}@${ack.index} missing on ${id} (found ${String(v)})`);
+      }
+    }
+  }
+
+  /** The lowest commit index among the live nodes `ids`. */
+  minCommitIndexOf(ids: readonly string[]): number {
+    let min = Infinity;
+    for (const id of ids) {
+      const node = this.nodes.get(id);
+      if (node !== undefined) min = Math.min(min, nodeInternals(node).state().commitIndex);
+    }
+    return min === Infinity ? 0 : min;
   }
 
   /** Stops every node. */
