@@ -90,6 +90,7 @@ export {
   describeMachine,
   toSvg,
   toMermaid,
+  type SvgOptions,
   type MachineInfo,
   type StateInfo,
   type StateKind,

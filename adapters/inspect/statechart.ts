@@ -425,28 +425,52 @@ const LEGEND = [
 ];
 
 /**
+ * Options of {@link toSvg}.
+ *
+ * @remarks The defaults draw the full diagram the docs site shows.
+ */
+export interface SvgOptions {
+  /** Print the two legend lines above the diagram. Default `true`. */
+  readonly legend?: boolean;
+  /**
+   * Print each state's entry, exit, invoke and transition lines. Default `true`; `false` draws the
+   * state hierarchy alone, small enough to show beside other things (the live view does).
+   */
+  readonly details?: boolean;
+}
+
+/** The same machine with its states only: no actions, invocations or transitions. */
+function statesOnly(s: StateInfo): StateInfo {
+  return { ...s, entry: [], exit: [], invoke: [], transitions: [], children: s.children.map(statesOnly) };
+}
+
+/**
  * A self-contained SVG: states as nested rounded boxes, each listing its own transitions.
  *
  * @remarks Needs no script, font or stylesheet from elsewhere. Each state's box is a
  * `<g data-state="path">` (the {@link StateInfo.path}, or the machine id for the root), so a page
  * that inlines the SVG can mark the active states with CSS, as the live cluster view does.
- * Deterministic: the same data gives byte-identical text.
+ * Deterministic: the same data and options give byte-identical text.
  *
  * @example
  * ```ts
  * import { describeMachine, nodeMachine, toSvg } from 'raftchart'
  * import { writeFile } from 'node:fs/promises'
- * await writeFile('node.svg', toSvg(describeMachine(nodeMachine)))
+ * const info = describeMachine(nodeMachine)
+ * await writeFile('node.svg', toSvg(info))
+ * await writeFile('node-states.svg', toSvg(info, { legend: false, details: false }))
  * ```
  */
-export function toSvg(info: MachineInfo): string {
-  const body = layout(info, info.root, 0, false, false);
-  const legendH = LEGEND.length * LINE + 8;
-  const W = Math.ceil(Math.max(body.w, ...LEGEND.map((l) => width([{ text: l, cls: '' }]))) + 2 * PAD);
+export function toSvg(info: MachineInfo, options: SvgOptions = {}): string {
+  const drawn = options.details === false ? { ...info, root: statesOnly(info.root) } : info;
+  const legend = options.legend === false ? [] : LEGEND;
+  const body = layout(drawn, drawn.root, 0, false, false);
+  const legendH = legend.length === 0 ? 0 : legend.length * LINE + 8;
+  const W = Math.ceil(Math.max(body.w, ...legend.map((l) => width([{ text: l, cls: '' }]))) + 2 * PAD);
   const H = Math.ceil(body.h + legendH + 2 * PAD);
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" xml:space="preserve" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-labelledby="title-${xml(info.id)}">`,
-    `<title id="title-${xml(info.id)}">${xml(info.id)} machine: states and transitions</title>`,
+    `<title id="title-${xml(info.id)}">${xml(info.id)} machine: ${options.details === false ? 'states' : 'states and transitions'}</title>`,
     '<style>',
     `text{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:${FONT}px;fill:#1f2933;white-space:pre}`,
     '.st{stroke:#52606d;stroke-width:1.2}.d0{fill:#ffffff}.d1{fill:#f0f4f8}.d2{fill:#e4ecf5}.d3{fill:#d9e2ec}',
@@ -456,7 +480,7 @@ export function toSvg(info: MachineInfo): string {
     '</style>',
     `<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`,
   ];
-  LEGEND.forEach((l, i) => out.push(`<text class="legend" x="${PAD}" y="${PAD + (i + 1) * LINE - 4}">${xml(l)}</text>`));
+  legend.forEach((l, i) => out.push(`<text class="legend" x="${PAD}" y="${PAD + (i + 1) * LINE - 4}">${xml(l)}</text>`));
   body.render(PAD, PAD + legendH, out);
   out.push('</svg>');
   return `${out.join('\n')}\n`;

@@ -9,8 +9,10 @@
  *
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { ConfigurationError, RaftError } from '../../index.js';
+import { startLiveView, type LiveView } from '../live-view/index.js';
 import { KV_FLAGS, loadKvConfig, type KvPeer } from './config.js';
 import { startKvNode, type KvEvent, type KvNode } from './server.js';
 
@@ -61,6 +63,7 @@ const DEMO_HELP = `raftchart demo — three kv nodes in this process on 127.0.0.
 
 Usage:
   raftchart demo [--seconds N] [--data DIR] [--port P] [--http-port H] [--restart-leader S]
+                 [--live HOST:PORT|off]
 
   --seconds N          stop after N seconds (default: run until Ctrl-C)
   --data DIR           Level data of node <id> in DIR/<id> (default ./data/demo); a second
@@ -68,6 +71,8 @@ Usage:
   --port P             Raft ports P..P+2 (default 7001)
   --http-port H        HTTP ports H..H+2 (default 8001)
   --restart-leader S   every S seconds, stop the leader and restart it 1 s later
+  --live HOST:PORT     serve the live cluster view there (loopback only; default
+                       127.0.0.1:0, a free port; the URL is printed); 'off': don't
   --help               this text
 
 It prints the URLs to try, and every leader change. Ctrl-C stops all three cleanly.
@@ -142,7 +147,7 @@ async function runKv(args: readonly string[], io: Required<CliIo>): Promise<numb
 }
 
 async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<number> {
-  const { flags, positional } = parseFlags(args, { seconds: 'value', data: 'value', port: 'value', 'http-port': 'value', 'restart-leader': 'value' }, 'demo');
+  const { flags, positional } = parseFlags(args, { seconds: 'value', data: 'value', port: 'value', 'http-port': 'value', 'restart-leader': 'value', live: 'value' }, 'demo');
   if (positional.length > 0) throw new ConfigurationError(positional[0] as string, 'unexpected argument');
   const seconds = flags.has('seconds') ? intFlag(flags, 'seconds', 0, 1, 31_536_000) : null;
   const port = intFlag(flags, 'port', 7001, 1, 65533);
@@ -179,6 +184,7 @@ async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<nu
       clusterId: 'raftchart-demo',
       requestTimeoutMs: 5000,
       onEvent,
+      ...(view === null ? {} : { raftOptions: { inspect: view.inspect(id) } }),
     });
     launching.add(starting);
     try {
@@ -196,10 +202,38 @@ async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<nu
     nodes.clear();
     await Promise.all(all.map((n) => n.close()));
   };
+  // ---- live cluster view (examples/live-view): the page's kill button stops a node, which restarts 5 s later
+  const liveRestarts: NodeJS.Timeout[] = [];
+  let liveClosed = false;
+  const liveFlag = flags.get('live') ?? '127.0.0.1:0';
+  const view: LiveView | null = liveFlag === 'off' ? null : await startLiveView({
+    listen: liveFlag,
+    nodes: () => ids.map((id) => ({ id, node: nodes.get(id)?.node ?? null })),
+    secret: randomBytes(18).toString('base64url'),
+    onKill: async (id) => {
+      const kv = nodes.get(id);
+      if (kv === undefined) throw new Error(`${id} is already down`);
+      nodes.delete(id);
+      say(`live view: stopping ${id}; it restarts in 5 s`);
+      await kv.close();
+      liveRestarts.push(setTimeout(() => {
+        if (liveClosed || nodes.has(id)) return;
+        launch(id).then(() => say(`restarted ${id}`), (error: unknown) => say(`could not restart ${id}: ${(error as Error).message}`));
+      }, 5000));
+    },
+  });
+  const closeLive = async (): Promise<void> => {
+    liveClosed = true;
+    for (const t of liveRestarts) clearTimeout(t);
+    await view?.close();
+  };
+  // ---- end of the live view's setup
+
   try {
     for (const id of ids) await launch(id);
   } catch (error) {
     stopping = true;
+    await closeLive();
     await stopAll();
     throw error;
   }
@@ -215,7 +249,7 @@ Try (any node answers; followers forward writes to the leader):
   curl -X POST --data '{"expect":"world","value":"raft"}' http://${peers[2]?.http}/kv/hello/cas
   curl -X DELETE http://${first.http}/kv/hello
   npx raftchart status http://${first.http}
-Ctrl-C stops the cluster; running the demo again resumes the same data.
+${view === null ? '' : `Live cluster view (kill a node there and watch the election): ${view.url}\n`}Ctrl-C stops the cluster; running the demo again resumes the same data.
 
 `);
   const timers: NodeJS.Timeout[] = [];
@@ -249,6 +283,7 @@ Ctrl-C stops the cluster; running the demo again resumes the same data.
   stopping = true;
   for (const t of timers) clearTimeout(t);
   say('stopping');
+  await closeLive();
   await stopAll();
   say(`stopped; data kept in ${dataDir}`);
   return 0;
