@@ -4,7 +4,17 @@
  *
  * @module
  */
-import type { RaftMessage, Server } from '../../machines/types.js';
+import type { Observable } from 'rxjs';
+import type { RaftMessage, Server, ServerId } from '../../machines/types.js';
+
+/** A change in a transport's connection to one peer (see {@link Transport.connections$}). */
+export type ConnectionEvent =
+  /** Authenticated and usable; `outbound`: this node dialed. */
+  | { readonly type: 'connectionEstablished'; readonly peer: ServerId; readonly outbound: boolean }
+  /** An established connection closed; the transport reconnects on its own. */
+  | { readonly type: 'connectionLost'; readonly peer: ServerId; readonly reason: string }
+  /** Dialing failed (reported once per streak of failures). */
+  | { readonly type: 'connectionFailed'; readonly peer: ServerId; readonly reason: string };
 
 /** Called once per received message, in arrival order. Must not throw. */
 export type MessageHandler = (message: RaftMessage) => void;
@@ -24,6 +34,8 @@ export interface Transport {
   send(messages: readonly RaftMessage[]): void;
   /** Tells the transport where members live (called on every configuration change). */
   setPeers(servers: readonly Server[]): void;
+  /** Connection changes, for transports that have connections; the node forwards them to its `events$`. Optional. */
+  readonly connections$?: Observable<ConnectionEvent>;
   /** Stops sending and receiving; idempotent. */
   stop(): Promise<void>;
 }

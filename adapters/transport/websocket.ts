@@ -49,6 +49,7 @@ import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { Subject } from 'rxjs';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { RawData } from 'ws';
 import { CodecError, ConfigurationError, TransportError } from '../../errors.js';
@@ -58,7 +59,7 @@ import { systemClock } from '../clock.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { systemRandom } from '../random.js';
 import type { Random } from '../random.js';
-import type { MessageHandler, Transport } from './transport.js';
+import type { ConnectionEvent, MessageHandler, Transport } from './transport.js';
 
 /** Version of the handshake; a peer with another version is refused. */
 export const HANDSHAKE_VERSION = 1;
@@ -234,6 +235,8 @@ interface Conn {
   alive: boolean;
   /** Set once a refusal was logged, so the close that follows is not logged again. */
   refused: boolean;
+  /** The last socket error, for the `connections$` reason. */
+  lastError: string | null;
   readonly closed: Promise<void>;
 }
 
@@ -254,6 +257,10 @@ interface Peer {
   pendingMessages: number;
   retry: TimerHandle | null;
   attempt: number;
+  /** Reported on `connections$` as connected (established, not lost since). */
+  up: boolean;
+  /** A failed dial was reported in the current streak of failures. */
+  failReported: boolean;
 }
 
 function fail(option: string, why: string): never {
@@ -337,6 +344,12 @@ export class WebSocketTransport implements Transport {
   #stopping: Promise<void> | null = null;
   #startup: Promise<void> | null = null;
   readonly #conns = new Set<Conn>();
+  readonly #connections$ = new Subject<ConnectionEvent>();
+  /**
+   * Connection changes per peer: established (after the handshake), lost, and failed (the first
+   * failed dial of a streak; later retries are quiet until one succeeds). Completes on `stop()`.
+   */
+  readonly connections$ = this.#connections$.asObservable();
   readonly #peers = new Map<string, Peer>();
   readonly #stats: MutableStats = {
     framesSent: 0,
@@ -577,7 +590,7 @@ export class WebSocketTransport implements Transport {
       return this.#stopping;
     }
     this.#stopping = wasStarted ? this.#shutdown() : Promise.resolve();
-    return this.#stopping;
+    return this.#stopping.finally(() => this.#connections$.complete());
   }
 
   // -- lifecycle --------------------------------------------------------------
@@ -644,7 +657,7 @@ export class WebSocketTransport implements Transport {
   #peer(id: string): Peer {
     let peer = this.#peers.get(id);
     if (peer === undefined) {
-      peer = { id, url: null, member: false, conn: null, dialing: null, pending: [], pendingBytes: 0, pendingMessages: 0, retry: null, attempt: 0 };
+      peer = { id, url: null, member: false, conn: null, dialing: null, pending: [], pendingBytes: 0, pendingMessages: 0, retry: null, attempt: 0, up: false, failReported: false };
       this.#peers.set(id, peer);
     }
     return peer;
@@ -751,6 +764,7 @@ export class WebSocketTransport implements Transport {
       closeTimer: null,
       alive: true,
       refused: false,
+      lastError: null,
       closed,
     };
     this.#conns.add(conn);
@@ -781,6 +795,7 @@ export class WebSocketTransport implements Transport {
   }
 
   #onError(conn: Conn, err: Error & { code?: string }): void {
+    conn.lastError = err.message;
     if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
       this.#stats.protocolErrors++;
       this.#log(
@@ -828,6 +843,14 @@ export class WebSocketTransport implements Transport {
       peer.pendingMessages = 0;
     }
     if (peer.conn === conn) peer.conn = null;
+    const why = `code ${code}${reason ? `: ${reason}` : ''}${conn.lastError === null ? '' : ` (${conn.lastError})`}`;
+    if (wasOpen && peer.up && peer.conn === null) {
+      peer.up = false;
+      this.#connections$.next({ type: 'connectionLost', peer: peer.id, reason: why });
+    } else if (!wasOpen && conn.outbound && !peer.up && !peer.failReported) {
+      peer.failReported = true;
+      this.#connections$.next({ type: 'connectionFailed', peer: peer.id, reason: why });
+    }
     if (peer.conn === null && peer.dialing === null) this.#scheduleReconnect(peer);
     this.#forget(peer);
   }
@@ -1025,6 +1048,11 @@ export class WebSocketTransport implements Transport {
     const active = peer.conn;
     if (active === null) return;
     peer.attempt = 0;
+    if (!peer.up) {
+      peer.up = true;
+      peer.failReported = false;
+      this.#connections$.next({ type: 'connectionEstablished', peer: peer.id, outbound: active.outbound });
+    }
     this.#cancelRetry(peer);
     if (peer.pending.length > 0) {
       for (const frame of peer.pending) this.#write(active, frame, 0);

@@ -11,6 +11,7 @@ import { WebSocket } from 'ws';
 import { CODEC_VERSION, encodeFrame } from '../../adapters/codec.js';
 import { WebSocketTransport } from '../../adapters/transport/websocket.js';
 import type { TransportLogEntry, WebSocketTransportOptions } from '../../adapters/transport/websocket.js';
+import type { ConnectionEvent } from '../../adapters/transport/transport.js';
 import { ConfigurationError, TransportError } from '../../errors.js';
 import type { RaftMessage } from '../../machines/types.js';
 import { Inbox, Waitable, probe } from './transport.suite.js';
@@ -411,4 +412,40 @@ t.test('TLS (wss) with self-signed certificates, including mutual TLS', { skip: 
     t.equal(s.tr.stats().handshakes, 0, 'the stranger completed no handshake');
   });
   t.end();
+});
+
+t.test('connections$: established on both ends, lost when a peer stops, one failure per streak of failed dials', async (t) => {
+  const a = await node(t, 'a');
+  const b = await node(t, 'b');
+  const seen = { a: new Waitable<ConnectionEvent>(), b: new Waitable<ConnectionEvent>() };
+  a.tr.connections$.subscribe((e) => seen.a.push(e));
+  b.tr.connections$.subscribe((e) => seen.b.push(e));
+  introduce(a, b);
+  await seen.a.waitFor((es) => es.some((e) => e.type === 'connectionEstablished'), 10_000, 'a connects');
+  await seen.b.waitFor((es) => es.some((e) => e.type === 'connectionEstablished'), 10_000, 'b connects');
+  t.match(seen.a.items, [{ type: 'connectionEstablished', peer: 'b' }], 'one connection, reported once');
+  t.match(seen.b.items, [{ type: 'connectionEstablished', peer: 'a' }]);
+  const address = b.tr.address();
+  await b.tr.stop();
+  await seen.a.waitFor((es) => es.some((e) => e.type === 'connectionLost'), 10_000, 'a sees b go');
+  t.match(seen.a.items[1], { type: 'connectionLost', peer: 'b', reason: /code \d+/ });
+  // b is gone: a redials with backoff (20..200 ms); wait for several attempts, then count the reports
+  const attempts = a.tr.stats().reconnects;
+  await seen.a.waitFor((es) => es.some((e) => e.type === 'connectionFailed'), 10_000, 'a fails to redial');
+  const deadline = Date.now() + 10_000;
+  while (a.tr.stats().reconnects < attempts + 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.ok(a.tr.stats().reconnects >= attempts + 4, 'several dials failed');
+  t.equal(seen.a.items.filter((e) => e.type === 'connectionFailed').length, 1, 'reported once per streak');
+  t.match(seen.a.items.find((e) => e.type === 'connectionFailed'), { peer: 'b', reason: /ECONNREFUSED|code/ });
+
+  // b comes back on the same address: established again, and a later failure streak is reported anew
+  const port = address.split(':').at(-1) as string;
+  const b2 = await node(t, 'b', { listen: `127.0.0.1:${port}` });
+  introduce(a, b2);
+  await seen.a.waitFor((es) => es.filter((e) => e.type === 'connectionEstablished').length === 2, 10_000, 'a reconnects');
+  let completed = false;
+  b2.tr.connections$.subscribe({ complete: () => (completed = true) });
+  await b2.tr.stop();
+  t.ok(completed, 'connections$ completes on stop');
+  await seen.a.waitFor((es) => es.filter((e) => e.type === 'connectionFailed').length === 2, 10_000, 'a new streak');
 });
