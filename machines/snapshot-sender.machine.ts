@@ -13,7 +13,7 @@
  *
  * States: `streaming` → `sent` (the follower installed the snapshot) or
  * `aborted` (higher term, step-down, abort, too many retries, a source that
- * failed, a follower that refused or lost what it had acknowledged).
+ * failed, a follower that refused).
  *
  * @module
  */
@@ -79,8 +79,6 @@ export type SnapshotAbortReason =
   | 'retries'
   /** Reading the snapshot failed (`snapshot.readFailed`). */
   | 'source'
-  /** The follower asked to resume below bytes this sender no longer holds (it lost its staging): start a new transfer. */
-  | 'rewind'
   /** The follower already holds this snapshot or a newer one. */
   | 'stale'
   /** The follower refused for another reason (its storage failed, or it claims a term conflict). */
@@ -240,8 +238,11 @@ const responseOf = (event: SnapshotSenderEvent): InstallSnapshotResponse | null 
  *
  * **End.** `sent` when an answer says `installed`; `aborted` on a higher term
  * in an answer, `snapshot.abort`, `snapshot.readFailed`, a `stale`, `storage`
- * or `term` refusal, a `gap` below the bytes still held, or too many
- * retries. Both send `snapshot.finished` to the parent and give the same
+ * or `term` refusal, or too many retries. A follower's `next` never goes
+ * back (it answers only for durably staged bytes), so a `gap` answer below
+ * `acked` is an old one overtaken on the way and is ignored; a follower that
+ * really lost its staging (it was superseded) keeps refusing, and the
+ * transfer ends by running out of retries. Both send `snapshot.finished` to the parent and give the same
  * {@link SnapshotSendResult} as output.
  *
  * Intents are placeholders (`readChunk`, `sendChunk`); the actor provides
@@ -311,10 +312,9 @@ export const snapshotSenderMachine = setup({
       let failure: SnapshotAbortReason | null = null;
       if (!m.ok && m.reason === 'checksum') {
         if (window.some((c) => c.seq === m.seq)) resend.add(m.seq);
-      } else if (!m.ok && m.reason === 'gap') {
-        const floor = window[0]?.offset ?? context.readOffset;
-        if (window.some((c) => c.seq === m.seq) && m.next < floor) failure = 'rewind';
-        else for (const seq of gapResends(window, m.next, m.seq)) resend.add(seq);
+      } else if (!m.ok && m.reason === 'gap' && m.next >= context.acked) {
+        // (A gap below `acked` is an old answer overtaken by later ones: the follower's `next` only grows.)
+        for (const seq of gapResends(window, m.next, m.seq)) resend.add(seq);
       }
       let recoverTx = context.recoverTx;
       if (progress && recoverTx !== null) {
