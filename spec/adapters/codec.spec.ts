@@ -9,7 +9,8 @@ import {
 import { seededRandom } from '../../adapters/random.js';
 import type { SeededRandom } from '../../adapters/random.js';
 import { CodecError } from '../../errors.js';
-import type { EntryType, LogEntry, RaftMessage, VoteRefusal } from '../../machines/types.js';
+import type { Configuration, EntryType, LogEntry, RaftMessage, VoteRefusal } from '../../machines/types.js';
+import { decodeConfig, encodeConfig } from '../../actors/config.js';
 
 const bytes = (...xs: number[]): Uint8Array => Uint8Array.from(xs);
 const MiB = 1024 * 1024;
@@ -386,4 +387,32 @@ t.test('seeded fuzz: decode returns canonical messages or throws CodecError, not
   t.ok(tally.total >= 100_000, `${tally.total} frames fuzzed in ${ms} ms`);
   t.ok(tally.decoded > 2000 && tally.rejected > 50_000, `both outcomes exercised: ${JSON.stringify(tally)}`);
   t.end();
+});
+
+t.test('configuration entries round-trip, joint ones included: the payload is opaque to the frame (no codec version change)', async (t) => {
+  const plain: Configuration = { servers: [{ id: 'n1', address: 'ws://a:1', suffrage: 'voter' }, { id: 'n4', address: 'ws://d:4', suffrage: 'learner', autoPromote: true }] };
+  const jointConfig: Configuration = {
+    servers: [{ id: 'n1', address: 'ws://a:1', suffrage: 'voter' }, { id: 'n4', address: 'ws://d:4', suffrage: 'voter' }, { id: 'n5', address: 'ws://e:5', suffrage: 'voter' }],
+    old: [{ id: 'n1', address: 'ws://a:1', suffrage: 'voter' }, { id: 'n2', address: 'ws://b:2', suffrage: 'voter' }, { id: 'n3', address: 'ws://c:3', suffrage: 'learner' }],
+  };
+  const message: RaftMessage = {
+    type: 'append',
+    term: 4,
+    from: 'n1',
+    to: 'n2',
+    prevLogIndex: 7,
+    prevLogTerm: 4,
+    leaderCommit: 7,
+    entries: [
+      { index: 8, term: 4, type: 'config', data: encodeConfig(plain) },
+      { index: 9, term: 4, type: 'config', data: encodeConfig(jointConfig) },
+    ],
+  };
+  const [decoded] = decodeFrame(encodeFrame([message]));
+  t.same(decoded, message, 'the frame round-trips');
+  const entries = decoded?.type === 'append' ? decoded.entries : [];
+  t.same(entries.map((e) => decodeConfig(e.data)), [plain, jointConfig], 'both configurations decode to what was encoded');
+  t.equal(decodeConfig(new TextEncoder().encode('{"servers":[{"id":"a","address":"a"}],"old":[]}')), null, 'a joint half without voters is rejected');
+  t.equal(decodeConfig(new TextEncoder().encode('{"servers":[{"id":"a","address":"a","autoPromote":1}]}')), null, 'a bad autoPromote is rejected');
+  t.equal(CODEC_VERSION, 2, 'configuration payloads did not change the frame format');
 });

@@ -217,6 +217,14 @@ function node(opts: NodeOptions = {}) {
       leaseExpired: () => {
         notes.push('leaseExpired');
       },
+      appendConfig: (_, intent) => {
+        const roles = intent.config.servers.map((s) => `${s.id}:${s.suffrage === 'learner' ? 'L' : 'V'}`).join(' ');
+        notes.push(`appendConfig ${intent.origin} [${roles}]${intent.config.old === undefined ? '' : ' joint'}`);
+        log.appendNew(intent.term, 'config', 1);
+      },
+      refuseChange: (_, intent) => {
+        notes.push(`refuseChange ${intent.refusal}`);
+      },
       send: (_, messages) => {
         out.push(...messages);
       },
@@ -989,4 +997,90 @@ t.test('§6.4.1 lease mode: a node ignores (pre-)vote requests for the first ele
   const plain = node({ term: 2, terms: [1, 2] });
   plain.receive(msg.vote('c', 'a', 3, 2, 2));
   t.same(plain.take(), ['a→c voteResponse t3 granted'], 'without lease mode there is no quiet period');
+});
+
+// ---------------------------------------------------------------------------
+// Membership (thesis §4): configurations take effect on append and never disturb the role.
+
+t.test('§4.1 a configuration change does not disturb a follower: it stays led by its leader', async (t) => {
+  const f = node({ terms: [1] });
+  f.receive(msg.heartbeat('b', 'a', 1, 1));
+  t.equal(f.state(), 'follower.led');
+  f.actor.send({ type: 'config.changed', config: { servers: ['a', 'b', 'c', 'd'].map((id) => ({ id, address: id })) }, index: 2 });
+  t.equal(f.state(), 'follower.led', 'still led: leader stickiness is kept');
+  t.equal(f.ctx().leaderId, 'b');
+  t.same(f.ctx().voters, ['a', 'b', 'c', 'd']);
+  t.equal(f.ctx().configIndex, 2);
+  // Demoted to learner by the latest configuration: it never campaigns.
+  f.actor.send({ type: 'config.changed', config: { servers: [{ id: 'a', address: 'a', suffrage: 'learner' }, { id: 'b', address: 'b' }] }, index: 3 });
+  f.clock.advanceBy(10 * T);
+  t.equal(f.state(), 'follower.leaderless', 'a learner does not campaign');
+  t.same(f.take().filter((m) => m.includes('vote')), []);
+});
+
+t.test('a (pre-)vote request from a server outside the configuration is dropped before the term gate', async (t) => {
+  const f = node({ terms: [1] });
+  f.receive(msg.vote('z', 'a', 9, 5, 1));
+  f.receive(msg.preVote('z', 'a', 9, 5, 1));
+  t.same(f.take(), [], 'no answer');
+  t.equal(f.ctx().term, 1, 'the stranger did not raise our term');
+  f.receive(msg.vote('b', 'a', 2, 5, 1));
+  t.same(f.take(), ['a→b voteResponse t2 granted'], 'members are answered');
+});
+
+t.test('leader: a membership change is appended at once, replicas follow it, the next waits for its commit', async (t) => {
+  const n = node({ terms: [1] });
+  elect(n, 'b');
+  n.actor.send({ type: 'client.membership', change: { type: 'addLearner', server: { id: 'l', address: 'l' } }, force: false });
+  t.same(n.notes(), ['refuseChange leaderNotReady'], 'refused until the no-op of the term commits');
+  n.actor.send({ type: 'storage.synced', index: 2, term: 2 });
+  n.receive(msg.ack('b', 'a', 2, 2));
+  t.equal(n.ctx().commitIndex, 2);
+  n.actor.send({ type: 'client.membership', change: { type: 'addLearner', server: { id: 'l', address: 'l' } }, force: false });
+  t.same(n.notes(), ['appendConfig client [a:V b:V c:V l:L]']);
+  t.equal(n.ctx().configIndex, 3, 'in effect from its index');
+  t.same(n.replicas(), ['replica:b', 'replica:c', 'replica:l'], 'the learner gets a replica');
+  t.equal(n.state(), 'leader', 'the leader leads on');
+  n.actor.send({ type: 'client.membership', change: { type: 'removeServer', id: 'c' }, force: false });
+  t.same(n.notes(), ['refuseChange changeInProgress'], 'one change at a time');
+  n.actor.send({ type: 'storage.synced', index: 3, term: 2 });
+  n.receive(msg.ack('b', 'a', 2, 3));
+  t.equal(n.ctx().commitIndex, 3, 'the learner does not count; a and b commit');
+  n.actor.send({ type: 'client.membership', change: { type: 'removeServer', id: 'c' }, force: false });
+  t.same(n.notes(), ['appendConfig client [a:V b:V l:L]']);
+  t.same(n.replicas(), ['replica:b', 'replica:l'], 'the removed voter loses its replica');
+  n.actor.send({ type: 'client.membership', change: { type: 'addLearner', server: { id: 'x', address: 'x' } }, force: false });
+  t.same(n.notes(), ['refuseChange changeInProgress']);
+  const f = node({ id: 'b', terms: [1] });
+  f.actor.send({ type: 'client.membership', change: { type: 'removeServer', id: 'c' }, force: false });
+  t.same(f.notes(), ['refuseChange notLeader'], 'a follower refuses');
+});
+
+t.test('§6 leader: a committed joint configuration is left automatically; a leader outside C_new hands over and steps down', async (t) => {
+  const n = node({ terms: [1] });
+  elect(n, 'b');
+  n.actor.send({ type: 'storage.synced', index: 2, term: 2 });
+  n.receive(msg.ack('b', 'a', 2, 2));
+  const target = ['b', 'd', 'e'].map((id) => ({ id, address: id }));
+  n.actor.send({ type: 'client.membership', change: { type: 'replace', servers: target }, force: false });
+  t.same(n.notes(), ['appendConfig client [b:V d:V e:V] joint']);
+  t.same(n.ctx().oldVoters, ['a', 'b', 'c']);
+  t.same(n.replicas(), ['replica:b', 'replica:c', 'replica:d', 'replica:e']);
+  n.actor.send({ type: 'storage.synced', index: 3, term: 2 });
+  n.receive(msg.ack('b', 'a', 2, 3));
+  t.equal(n.ctx().commitIndex, 2, 'C_old has a majority (a, b) but C_new does not');
+  n.receive(msg.ack('d', 'a', 2, 3));
+  t.equal(n.ctx().commitIndex, 3, 'majorities in both halves');
+  t.same(n.notes(), ['appendConfig leaveJoint [b:V d:V e:V]'], 'C_new appended as soon as the joint entry committed');
+  t.equal(n.ctx().oldVoters, null);
+  t.same(n.replicas(), ['replica:b', 'replica:c', 'replica:d', 'replica:e'].filter((r) => r !== 'replica:c'), 'c is gone');
+  n.take();
+  n.receive(msg.ack('b', 'a', 2, 4));
+  n.receive(msg.ack('d', 'a', 2, 4));
+  t.equal(n.ctx().commitIndex, 4, 'C_new commits without the leader, which is not in it');
+  t.same(n.notes(), ['transferStarted b', 'transferSteppedDown b'], 'the leader hands over to the most up-to-date voter, then steps down');
+  t.same(n.take().filter((m) => m.includes('timeoutNow')), ['a→b timeoutNow t2']);
+  t.equal(n.state(), 'follower.leaderless', 'and steps down');
+  n.clock.advanceBy(10 * T);
+  t.same(n.take().filter((m) => m.includes('vote')), [], 'it never campaigns again');
 });
