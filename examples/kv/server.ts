@@ -154,8 +154,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         reject(new PayloadTooLarge());
       } else parts.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(parts)));
+    let ended = false;
+    req.on('end', () => {
+      ended = true;
+      resolve(Buffer.concat(parts));
+    });
     req.on('error', reject);
+    req.on('close', () => {
+      if (!ended) reject(new Error('the request was cut off before its body ended'));
+    });
   });
 }
 
@@ -252,8 +259,15 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
   try {
     const status = node.status();
     if ((options.bootstrap ?? 'auto') === 'auto' && status.lastLogIndex === 0 && status.term === 0) {
-      await node.bootstrap(peers.map((p) => ({ id: p.id, address: /^wss?:\/\//.test(p.raft) ? p.raft : `ws://${p.raft}` })));
-      emit({ event: 'bootstrapped', id, peers: peers.map((p) => p.id) });
+      try {
+        await node.bootstrap(peers.map((p) => ({ id: p.id, address: /^wss?:\/\//.test(p.raft) ? p.raft : `ws://${p.raft}` })));
+        emit({ event: 'bootstrapped', id, peers: peers.map((p) => p.id) });
+      } catch (error) {
+        // A peer's vote request raised our term between start() and bootstrap(): the cluster
+        // exists already and its leader will send us the configuration.
+        if (!(error instanceof ConfigurationError && error.option === 'bootstrap')) throw error;
+        emit({ event: 'error', id, message: `not bootstrapped: ${error.message}` });
+      }
     }
   } catch (error) {
     subscription.unsubscribe();
@@ -342,6 +356,8 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     let lastRefusal = 'no leader known';
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const remaining = deadline - Date.now();
+      // A node on its way down sends a forwarded write back: the first node retries at the next leader.
+      if (closing && forwarded) return fail(421, 'NOT_LEADER', `${id} is shutting down`, { leaderId: null });
       if (remaining <= 0 || closing) break;
       let leader: string | null;
       try {
