@@ -49,7 +49,16 @@ export {
 } from './errors.js';
 export { systemClock, SimulatedClock, type Clock, type TimerHandle } from './adapters/clock.js';
 export { seededRandom, systemRandom, type Random, type SeededRandom } from './adapters/random.js';
-export type { RaftStorage, StorageWrite, StoredState } from './adapters/storage/storage.js';
+export {
+  hasSnapshotStore,
+  type RaftStorage,
+  type StorageWrite,
+  type StoredState,
+  type SnapshotStore,
+  type SnapshotStaging,
+  type SnapshotDescriptor,
+  type SnapshotMeta,
+} from './adapters/storage/storage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './adapters/storage/memory.js';
 export { LevelStorage, LEVEL_FORMAT_VERSION, type LevelStorageOptions, type LevelRecovery } from './adapters/storage/level.js';
 export { crc32Js, type Crc32 } from './adapters/storage/crc32.js';
@@ -154,6 +163,33 @@ export {
   type SendAppendIntent,
   type SendHeartbeatIntent,
 } from './machines/replica.machine.js';
+export {
+  snapshotSenderMachine,
+  type SnapshotSenderContext,
+  type SnapshotSenderEvent,
+  type SnapshotSenderInput,
+  type SnapshotSendSource,
+  type SnapshotAbortReason,
+  type SnapshotProgressEvent,
+  type SnapshotFinishedEvent,
+  type SnapshotSendResult,
+  type ReadChunkIntent,
+} from './machines/snapshot-sender.machine.js';
+export {
+  DEFAULT_SNAPSHOT_CHUNK_BYTES,
+  DEFAULT_SNAPSHOT_SENDER_LIMITS,
+  invalidSenderLimits,
+  retransmitDelay,
+  ackThrough,
+  gapResends,
+  chunkEnd,
+  chunksOf,
+  type InstallSnapshotRequest,
+  type InstallSnapshotResponse,
+  type SnapshotRefusal,
+  type SnapshotSenderLimits,
+  type ChunkInFlight,
+} from './machines/snapshot.js';
 export { Inflights } from './machines/inflights.js';
 export { majority, quorumIndex, tally, hasQuorum, type ElectionResult } from './machines/quorum.js';
 export { isUpToDate, decideVote, type VoterState, type Ballot, type VoteDecision } from './machines/vote.js';

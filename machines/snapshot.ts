@@ -138,13 +138,13 @@ export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 256 * 1024;
  * doubling up to 5 s, and at most 10 retransmissions of one chunk (about
  * 35 s of silence) before giving up.
  */
-export const DEFAULT_SNAPSHOT_SENDER_LIMITS: SnapshotSenderLimits = Object.freeze({
+export const DEFAULT_SNAPSHOT_SENDER_LIMITS = Object.freeze({
   chunkBytes: DEFAULT_SNAPSHOT_CHUNK_BYTES,
   window: 4,
   retryBaseMs: 200,
   retryMaxMs: 5000,
   maxRetries: 10,
-});
+} satisfies SnapshotSenderLimits);
 
 /**
  * Why `limits` are invalid, or `null`: every field a safe integer, `chunkBytes`
