@@ -21,6 +21,8 @@ t.test('random fault schedules keep every Raft safety property and lose no ackno
   let acks = 0;
   let reads = 0;
   let transfers = 0;
+  let membershipChanges = 0;
+  let membershipCommitted = 0;
   let failures = 0;
   for (const seed of list) {
     try {
@@ -29,6 +31,8 @@ t.test('random fault schedules keep every Raft safety property and lose no ackno
       acks += report.acks;
       reads += report.reads;
       transfers += report.transfers;
+      membershipChanges += report.membershipChanges;
+      membershipCommitted += report.membershipCommitted;
     } catch (error) {
       failures++;
       t.fail((error as Error).message);
@@ -41,4 +45,6 @@ t.test('random fault schedules keep every Raft safety property and lose no ackno
   t.ok(acks >= list.length * 10, `writes were acknowledged (${acks})`);
   t.ok(reads >= list.length * 5, `linearizable reads resolved, none stale (${reads})`);
   t.ok(transfers >= list.length / 2, `leadership transfers were attempted (${transfers})`);
+  t.ok(membershipChanges >= list.length, `membership changes were requested (${membershipChanges})`);
+  t.ok(membershipCommitted >= list.length / 4, `membership changes committed (${membershipCommitted})`);
 });

@@ -3,10 +3,13 @@
  * lose unsynced writes, an unreliable network (drop, delay, reorder,
  * duplicate), client proposals and linearizable reads at random nodes
  * throughout (every read that resolves must reflect every write acknowledged
- * before it began), and leadership transfers. A quarter of the seeds run
+ * before it began), leadership transfers and membership changes (voters
+ * removed, added back through automatic promotion, whole memberships swapped
+ * through joint consensus, the leader itself removed). A quarter of the seeds run
  * without check quorum, and a third of the others use lease reads. The invariants are checked after
- * every step; at the end the faults heal and the cluster must recover with
- * every acknowledged proposal in every log.
+ * every step; at the end the faults heal, every server is added back as a
+ * voter, and the cluster must recover with every acknowledged proposal in
+ * every log.
  */
 import { SimCluster } from './cluster.js';
 
@@ -30,6 +33,10 @@ export interface ChaosReport {
   readonly reads: number;
   /** Leadership transfers started. */
   readonly transfers: number;
+  /** Membership changes requested (accepted or refused). */
+  readonly membershipChanges: number;
+  /** Membership changes that committed (their promise resolved). */
+  readonly membershipCommitted: number;
 }
 
 /** Runs one seed; throws a SimFailure naming the seed on any violation. */
@@ -49,6 +56,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   let faults = 0;
   let counter = 0;
   let transfers = 0;
+  let membershipChanges = 0;
+  let membershipCommitted = 0;
   const inflight = new Set<Promise<unknown>>();
   while (sim.clock.now() < end) {
     const slice = 20 + r.int(0, 80);
@@ -75,6 +84,30 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         transfers++;
         const target = r.chance(0.5) ? null : r.pick(sim.ids);
         void leader.transferLeadership(target).catch(() => undefined);
+      }
+    }
+    // Now and then the membership changes: a voter (maybe the leader) removed, a missing server
+    // added back as a voter (promoted once caught up), or the voters swapped through a joint configuration.
+    if (r.chance(0.06)) {
+      const leader = sim.leader();
+      if (leader !== null) {
+        membershipChanges++;
+        const m = leader.status();
+        const missing = sim.ids.filter((id) => !m.voters.includes(id));
+        const pick = r.int(0, 3);
+        let op: Promise<unknown>;
+        if (pick === 0 && m.voters.length > 2) op = leader.removeServer(r.pick(m.voters));
+        else if (pick === 1 && missing.length > 0) {
+          const id = r.pick(missing);
+          op = leader.addVoter(id, id);
+        } else {
+          const voters = sim.ids.filter(() => r.chance(0.7));
+          op = leader.changeMembership((voters.length >= 2 ? voters : sim.ids).map((id) => ({ id, address: id })));
+        }
+        op.then(
+          () => membershipCommitted++,
+          () => undefined,
+        );
       }
     }
     if (r.chance(0.25)) {
@@ -117,6 +150,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await sim.run(100);
   }
   if (marker !== null) sim.fail(`cluster did not recover: ${marker.message}`);
+  // Every server back as a voter (added servers are promoted once caught up), so that every log must converge.
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const m = sim.membership();
+    const missing = sim.ids.filter((id) => !m.voters.includes(id));
+    if (missing.length === 0 && m.oldVoters === null) break;
+    const leader = await sim.waitLeader(10_000);
+    if (m.oldVoters === null && !leader.status().learners.includes(missing[0] as string)) {
+      void leader.addVoter(missing[0] as string, missing[0] as string).catch(() => undefined);
+    }
+    await sim.run(300);
+  }
+  const final = sim.membership();
+  if (final.voters.length !== sim.ids.length || final.oldVoters !== null) {
+    sim.fail(`membership was not restored: voters ${final.voters.join(',')}, learners ${final.learners.join(',')}, joint ${String(final.oldVoters)}`);
+  }
   const target = Math.max(0, ...sim.acks.map((a) => a.index));
   await sim.runUntil(() => sim.minCommitIndex() >= target, 10_000, 'log convergence');
   sim.assertAcksDurable();
@@ -131,6 +179,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     commitIndex: sim.checker.stats().maxCommitIndex,
     reads: sim.reads.length,
     transfers,
+    membershipChanges,
+    membershipCommitted,
   };
   await sim.stop();
   return report;
