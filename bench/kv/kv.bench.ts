@@ -117,6 +117,13 @@ async function main(): Promise<void> {
   }
   const root = await mkdtemp(join(tmpdir(), 'raftchart-kv-bench-'));
   const systems: System[] = [];
+  // Ctrl-C or SIGTERM: stop the members (they are our children) and the data, then exit.
+  const interrupt = (): void => {
+    void Promise.all(systems.map((s) => s.cluster.stop()))
+      .then(() => rm(root, { recursive: true, force: true }))
+      .finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
   const notes: string[] = [];
   try {
     const fsync = median([fsyncsPerSec(root), fsyncsPerSec(root), fsyncsPerSec(root)]);
@@ -129,7 +136,7 @@ async function main(): Promise<void> {
       } catch (error) {
         await cluster.stop();
         const why = `${name} could not be started, so it is not measured: ${String(error).split('\n')[0]}`;
-        console.error(why);
+        console.error(String(error));
         notes.push(why);
       }
     }
@@ -168,7 +175,7 @@ async function main(): Promise<void> {
     }
     const text = table(rows, names);
     const section =
-      `${START}\nMeasured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC in one run of \`npm run bench:kv\`. Machine: ${machine}.\n` +
+      `${START}\nMeasured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC in one run of \`npm run bench:kv\`. Machine: ${machine}, at the end ${(loadavg()[0] ?? 0).toFixed(2)} (other work on the machine moves every figure: compare the two systems within a table, not across tables).\n` +
       `${RUNS} runs of ${RUN_MS / 1000} s per cell (medians), clients to ${ALL_ENDPOINTS ? 'all three members' : 'the leader'}, 256-byte values over 1,000 keys.\n` +
       (notes.length > 0 ? `\n${notes.map((n) => `Note: ${n}`).join('\n')}\n` : '') +
       `\n${text}\n${END}`;
