@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import type { ClusterView, LiveNodeView } from './server.js';
 
+/* c8 ignore start -- runs in the browser; spec/e2e/live-view.e2e.ts drives it in Chromium */
 /**
  * The browser side. Runs in the page: it must not reference anything outside
  * its own body (it is inlined as source text), and uses only DOM APIs.
@@ -212,6 +213,7 @@ function client(): void {
     }
   });
 }
+/* c8 ignore stop */
 
 const STYLE = `
 :root { color-scheme: light; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2933; background: #f5f7fa; }
@@ -256,7 +258,8 @@ button.toggle { margin-top: 6px; border: 1px solid #9aa5b1; background: #fff; bo
 figure.diagram g.active > rect { fill: #fef3c7; stroke: #d97706; stroke-width: 3; }
 figure.diagram g.active.leaf > rect { fill: #fcd34d; stroke: #b45309; stroke-width: 5; }
 [data-up="false"] figure.diagram { opacity: .35; }
-ol.events { list-style: none; padding: 0; margin: 8px 0 0; font: 12px ui-monospace, Menlo, Consolas, monospace; color: #52606d; max-height: 9em; overflow: auto; white-space: pre; }
+ol.events { list-style: none; padding: 0; margin: 8px 0 0; font: 12px ui-monospace, Menlo, Consolas, monospace; color: #52606d; max-height: 9em; overflow: auto; }
+ol.events li { white-space: pre; overflow: hidden; text-overflow: ellipsis; }
 `;
 
 /** The page's HTML and the Content-Security-Policy that lets exactly its script run. */

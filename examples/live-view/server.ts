@@ -149,6 +149,8 @@ interface Tracked {
   node: RaftNode<unknown> | null;
   subscriptions: Subscription[];
   stopped: boolean;
+  /** A node has been followed under this id before. */
+  seen: boolean;
   /** The root actor's latest state value from `inspect`, and the session it came from. */
   inspected: { readonly value: unknown; readonly sessionId: string } | null;
   events: LiveEventView[];
@@ -213,7 +215,7 @@ export function describeEvent(e: RaftEvent): string {
       // Observations added after this view was written: the type and its plain fields.
       const fields = Object.entries(e as Readonly<Record<string, unknown>>)
         .filter(([k, v]) => k !== 'type' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'))
-        .map(([k, v]) => `${k}=${String(v)}`);
+        .map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? Math.round(v) : String(v)}`);
       const type = (e as { readonly type?: unknown }).type;
       return [typeof type === 'string' ? type : 'event', ...fields].join(' ');
     }
@@ -266,7 +268,7 @@ export async function startLiveView(options: LiveViewOptions): Promise<LiveView>
   const trackedFor = (id: string): Tracked => {
     let t = tracked.get(id);
     if (t === undefined) {
-      t = { node: null, subscriptions: [], stopped: false, inspected: null, events: [] };
+      t = { node: null, subscriptions: [], stopped: false, seen: false, inspected: null, events: [] };
       tracked.set(id, t);
     }
     return t;
@@ -292,8 +294,9 @@ export async function startLiveView(options: LiveViewOptions): Promise<LiveView>
     for (const s of t.subscriptions) s.unsubscribe();
     t.subscriptions = [];
     // t.inspected stays: a restarted node's actor reports its first state during start(), before it is listed here
-    if (t.node !== null && node !== null) note(t, 'restarted');
-    else if (node === null) note(t, 'down');
+    if (node === null) note(t, 'down');
+    else if (t.seen) note(t, 'restarted');
+    t.seen ||= node !== null;
     t.node = node;
     t.stopped = false;
     if (node === null) return t;
@@ -322,9 +325,13 @@ export async function startLiveView(options: LiveViewOptions): Promise<LiveView>
       );
     };
     try {
-      guard<Role>(node.role$, () => undefined);
-      guard(node.leader$, () => undefined);
-      guard<RaftEvent>(node.events$, (e) => note(t, describeEvent(e)));
+      // role$ and leader$ replay their current value, so a view that starts following late still
+      // lists the node's role and leader; events$ adds the rest (its role and leader changes would repeat them).
+      guard<Role>(node.role$, (role) => note(t, `role ${role} (term ${node.status().term})`));
+      guard(node.leader$, (l) => note(t, describeEvent({ type: 'leaderChanged', leaderId: l.leaderId, term: l.term })));
+      guard<RaftEvent>(node.events$, (e) => {
+        if (e.type !== 'roleChanged' && e.type !== 'leaderChanged') note(t, describeEvent(e));
+      });
     } catch {
       t.stopped = true;
     }

@@ -128,7 +128,7 @@ t.test('the live view shows a leader; killing it there brings a different leader
     executablePath: CHROMIUM,
     headless: true,
     args: CHROMIUM_ARGS,
-    viewport: { width: 1680, height: 1050 },
+    viewport: { width: 1600, height: 760 },
     timeout: BOUND_MS,
   });
   const page = context.pages()[0] ?? (await context.newPage());
