@@ -35,6 +35,18 @@
  * `transfer: true` on its vote requests, which bypasses leader stickiness. The
  * transfer aborts after `transferTimeout`.
  *
+ * Membership (thesis §4, paper §6; math in `membership.ts`): the latest
+ * configuration in the log is in effect from when it is appended (`config.changed`
+ * from the actor on followers and on truncation; at once on the leader's own
+ * append) and never changes the role. The leader admits one `client.membership`
+ * change at a time, only after committing an entry of its term; while the
+ * configuration is joint every quorum needs majorities of both halves, and the
+ * leader appends C_new once the joint entry commits. At each heartbeat tick it
+ * samples learners added by `addVoter` and promotes one that stayed caught up
+ * for a full election timeout. A leader outside its committed configuration
+ * hands over (`timeoutNow` to the most up-to-date voter) and steps down. Vote
+ * requests from servers outside the configuration are dropped at the term gate.
+ *
  * The machine does no I/O: it records intents (`send`, `appendEntries`,
  * `appendProposals`, `commitTo`, `rejectProposals`) that the node actor
  * implements, and reads the log through a {@link LogView}.
@@ -810,7 +822,8 @@ export const nodeMachine = setup({
       if (index > context.commitIndex && context.log.term(index) === context.term) {
         enqueue.assign({ commitIndex: index });
         enqueue({ type: 'commitTo', params: index });
-        enqueue('afterCommit');
+        // Only a joint configuration or a leader outside its configuration has anything to do after a commit.
+        if (context.oldVoters !== null || !context.voters.includes(context.id)) enqueue('afterCommit');
       }
     }),
     /**
