@@ -57,7 +57,7 @@ export interface LiveViewOptions {
    */
   readonly nodes: readonly LiveViewNode[] | (() => readonly LiveViewNode[]);
   /** When set (at least 16 characters), every request must carry it as `?token=`; {@link LiveView.url} includes it. */
-  readonly secret?: string;
+  readonly secret?: string | undefined;
   /**
    * Called by the page's kill button with the node's id; resolves when the node is stopped. Without
    * it the page shows no kill buttons and the endpoint answers 404.
