@@ -301,3 +301,82 @@ t.test('appends are fast: 200k entries in batches of 64', async (t) => {
   t.equal(s.durableLog().length, n);
   t.ok(ms < 1000, `200k entries in ${ms.toFixed(1)} ms`);
 });
+
+// -- snapshots: only synced changes survive a crash ---------------------------------
+
+const SNAP_CONFIG = { servers: [{ id: 'a', address: 'a' }] };
+const snapDesc = (index: number, term: number) => ({ index, term, configuration: SNAP_CONFIG, configurationIndex: 0 });
+const readAll = async (chunks: AsyncIterable<Uint8Array>): Promise<number[]> => {
+  const out: number[] = [];
+  for await (const c of chunks) out.push(...c);
+  return out;
+};
+
+t.test('snapshot chunks, commits and compactions are durable only once synced', async (t) => {
+  const clock = new SimulatedClock();
+  const s = new MemoryStorage({ clock, syncDelayMs: 10 });
+  await s.open();
+  const staging = s.stageSnapshot(snapDesc(5, 1));
+  clock.advanceBy(10);
+  const st = await staging;
+  const a1 = st.append(Uint8Array.of(1, 2));
+  clock.advanceBy(10);
+  await a1;
+  void st.append(Uint8Array.of(3)).catch(() => {}); // not synced when the crash comes
+  t.same([st.size, st.chunks], [3, 2], 'accepted at once');
+  await s.close();
+  await s.open();
+  const resumed = await s.resumeSnapshot();
+  t.same([resumed?.size, resumed?.chunks], [2, 1], 'only the synced chunk survived');
+  const a2 = resumed?.append(Uint8Array.of(3));
+  clock.advanceBy(10);
+  await a2;
+  const committed = resumed?.commit();
+  t.same(s.snapshots().map((m) => m.index), [5], 'current for readers at once (accepted)');
+  await s.close(); // the commit's sync is still pending
+  await t.rejects(committed as Promise<unknown>, ShutdownError);
+  t.same(await s.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0, boundaryTerm: 0, snapshot: null }, 'not installed');
+  const again = await s.resumeSnapshot();
+  t.same([again?.size, again?.chunks], [3, 2], 'the staging is whole');
+  const done = again?.commit();
+  clock.advanceBy(10);
+  const meta = await done;
+  await s.close();
+  const state = await s.open();
+  t.same(state.snapshot, meta, 'installed once synced');
+  t.same(await readAll(s.readSnapshot()), [1, 2, 3]);
+  t.same([state.firstIndex, state.lastIndex, state.boundaryTerm], [6, 5, 1], 'the empty log restarts after the snapshot');
+});
+
+t.test('compact(): the rules of LevelStorage.compact, and durable only once synced', async (t) => {
+  const clock = new SimulatedClock();
+  const s = new MemoryStorage({ clock, syncDelayMs: 5 });
+  await s.open();
+  const w = s.write({ entries: [...range(1, 5, 1), ...range(6, 10, 2)] });
+  clock.advanceBy(5);
+  await w;
+  await t.rejects(s.compact(1.5), StorageError);
+  await t.rejects(s.compact(-1), StorageError);
+  await t.rejects(s.compact(4, 2), { message: /entry 4 has term 1/ });
+  await t.rejects(s.compact(20), { message: /term/ }, 'past the end without a term');
+  await t.rejects(s.compact(20, 1), { message: /term/ }, 'past the end below the last term');
+  const c = s.compact(6, 2);
+  await t.rejects(s.entries(6, 6), StorageError, 'compacted at once for readers');
+  t.same(indexes(await s.entries(7, 10)), [7, 8, 9, 10]);
+  await t.rejects(s.write({ truncateFrom: 6, entries: [] }), StorageError, 'truncation below the first index');
+  clock.advanceBy(5);
+  await c;
+  const below = s.compact(3); // a no-op, still ordered
+  clock.advanceBy(5);
+  await below;
+  t.same(indexes(s.durableLog()), [7, 8, 9, 10]);
+  const past = s.compact(20, 3);
+  const after = s.write({ entries: [entry(21, 3)] }); // validated against the compaction issued before it
+  await s.close(); // neither synced
+  await t.rejects(past, ShutdownError);
+  await t.rejects(after, ShutdownError);
+  t.same(await s.open(), { hardState: { term: 0, votedFor: null }, firstIndex: 7, lastIndex: 10, boundaryTerm: 2, snapshot: null });
+  await s.close();
+  await t.rejects(s.compact(8), ShutdownError);
+  t.throws(() => new MemoryStorage({ keepSnapshots: 0 }), { name: 'ConfigurationError', option: 'keepSnapshots' });
+});
