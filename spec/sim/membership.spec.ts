@@ -10,10 +10,19 @@
 import t from 'tap';
 import { nodeInternals, type MembershipResult, type RaftEvent, type RaftNode } from '../../actors/node.actor.js';
 import { recoverCluster } from '../../actors/recover.js';
+import { resolveOptions, type RaftNodeOptions } from '../../actors/options.js';
+import { MemoryStorage } from '../../adapters/storage/memory.js';
+import { MemoryNetwork } from '../../adapters/transport/memory.js';
 import { MembershipError } from '../../errors.js';
 import { checkKv, type KvOp, type PutOp } from '../support/linearizability.js';
 import { SimCluster } from './harness/cluster.js';
 
+const baseOptions = (): RaftNodeOptions => ({
+  id: 'n1',
+  stateMachine: { apply: () => undefined },
+  storage: new MemoryStorage(),
+  transport: new MemoryNetwork().transport('n1'),
+});
 const lastIndex = (sim: SimCluster, id: string): number => nodeInternals(sim.nodes.get(id) as RaftNode<string>).log.lastIndex();
 const isResult = (r: MembershipResult | Error): r is MembershipResult => !(r instanceof Error);
 
@@ -437,4 +446,26 @@ t.test('client histories of reads and writes under membership changes and faults
     t.ok(reads > 10, `seed ${seed}: reads resolved (${reads})`);
     await sim.stop();
   }
+});
+
+t.test('membership API edges: options, a stopped node, recoverCluster on an empty store [seed 750]', async (t) => {
+  t.throws(() => resolveOptions({ ...baseOptions(), promotionThreshold: -1 }), { code: 'CONFIGURATION', option: 'promotionThreshold' });
+  t.equal(resolveOptions(baseOptions()).promotionThreshold, 1024, 'default threshold');
+  await t.rejects(recoverCluster(new MemoryStorage(), [{ id: 'n1', address: 'n1' }]), { code: 'CONFIGURATION', option: 'recoverCluster(storage)', message: /bootstrap/ });
+  const sim = new SimCluster({ seed: 750, size: 3 });
+  await sim.start();
+  const leader = await sim.waitLeader();
+  await sim.one('x', 3);
+  t.match(await sim.change((l) => l.removeServer('n2', { force: 'yes' as unknown as boolean })), { code: 'CONFIGURATION', option: 'removeServer(options.force)' });
+  t.match(await sim.change((l) => l.changeMembership([])), { code: 'CONFIGURATION', option: 'changeMembership(servers)' });
+  t.match(await sim.change((l) => l.changeMembership(sim.ids.map((id) => ({ id, address: id })))), { reason: 'noChange' });
+  // A transfer under way blocks membership changes.
+  const other = sim.ids.find((id) => id !== leader.id) as string;
+  sim.network.disconnect(other);
+  void leader.transferLeadership(other).catch(() => undefined);
+  t.match(await sim.change((l) => l.addLearner('n9', 'n9')), { reason: 'transferInProgress' });
+  sim.network.connect(other);
+  await sim.stop();
+  await t.rejects(leader.addVoter('n5', 'n5'), { code: 'SHUTDOWN' });
+  t.equal(new MembershipError('noChange', 'x').code, 'MEMBERSHIP');
 });
