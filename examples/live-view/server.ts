@@ -128,8 +128,10 @@ export interface LiveView {
    * An XState inspection callback for node `id`: pass it as the node's `inspect` option and the
    * page highlights the role machine's full state value, not just the role.
    *
-   * @remarks Keeps only the latest state value of the node's root actor; cheap enough to leave on.
-   * To inspect with another tool as well, call both from one callback.
+   * @remarks Keeps only the latest state value of the node's root actor. XState does more work per
+   * event when any inspect callback is attached (roughly half the event rate, per the stack notes):
+   * right for a demo or a dashboard, worth measuring on a hot production path. To inspect with
+   * another tool as well, call both from one callback.
    */
   inspect(id: string): (event: InspectionEvent) => void;
   /** The view as the page would now show it. */
@@ -142,6 +144,7 @@ const KNOWN = ['listen', 'nodes', 'secret', 'onKill', 'sampleMs', 'maxClients', 
 const EVENTS_KEPT = 12;
 const COALESCE_MS = 20;
 const PING_MS = 15_000;
+const CLIENT_HIGH_WATER_BYTES = 256 * 1024;
 const LOOPBACK = /^(?:127(?:\.\d{1,3}){3}|::1|localhost)$/;
 
 /** Per node id: what the view has subscribed to and remembers. */
@@ -390,7 +393,8 @@ export async function startLiveView(options: LiveViewOptions): Promise<LiveView>
     if (!force && body === lastSent) return;
     lastSent = body;
     const frame = `event: state\ndata: ${JSON.stringify(view)}\n\n`;
-    for (const res of clients) res.write(frame);
+    // A page that does not keep up skips messages rather than growing this process's buffers.
+    for (const res of clients) if (res.writableLength < CLIENT_HIGH_WATER_BYTES) res.write(frame);
   };
 
   const startTimers = (): void => {
