@@ -152,7 +152,10 @@ t.test('the live view shows a leader; killing it there brings a different leader
 
   // The leader's card: its numbers, its two peers' progress, its diagram with the leader state lit.
   await page.waitForFunction(
-    (id) => document.querySelectorAll(`section.node[data-node-id="${id}"] table.replicas tbody tr`).length === 2,
+    (id) => {
+      const card = document.querySelector(`section.node[data-node-id="${id}"]`);
+      return card?.querySelectorAll('table.replicas tbody tr').length === 2 && /^[1-9]\d*$/.test(card.querySelector('[data-field="commitIndex"]')?.textContent ?? '');
+    },
     first,
     { timeout: BOUND_MS },
   );
