@@ -135,8 +135,13 @@ function aborted(signal: AbortSignal): Promise<void> {
 }
 
 async function runKv(args: readonly string[], io: Required<CliIo>): Promise<number> {
-  const config = await loadKvConfig(args, { env: io.env });
   const line = (event: Record<string, unknown> | KvEvent): void => io.stdout(`${JSON.stringify(event)}\n`);
+  // A signal while DNS names are still being resolved stops at once.
+  const config = await Promise.race([loadKvConfig(args, { env: io.env }), aborted(io.signal).then(() => null)]);
+  if (config === null) {
+    line({ event: 'stopped', reason: 'signal before the node started' });
+    return 0;
+  }
   const kv = await startKvNode({ ...config, onEvent: line });
   line({ event: 'ready', id: config.id, http: kv.httpAddress, raft: config.raftListen, data: resolve(config.data), peers: config.peers });
   await aborted(io.signal);

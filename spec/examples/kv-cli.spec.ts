@@ -127,6 +127,15 @@ t.test('help on every command, usage errors exit 2 with one line', async (t) => 
   t.match(down.err, new RegExp(`^raftchart status: cannot read http://127.0.0.1:${closed}/status: `));
 });
 
+t.test('a signal while DNS names do not resolve yet stops kv at once', async (t) => {
+  const controller = new AbortController();
+  const running = cli(['kv', '--dns', 'kv-{0..2}.raftchart-test.invalid', '--id', 'kv-0', '--dns-timeout-ms', '2000'], controller.signal, { RAFTCHART_SECRET: SECRET });
+  controller.abort();
+  const r = await deadline(running, 10_000, 'kv to stop');
+  t.equal(r.code, 0);
+  t.match(r.out, /"event":"stopped","reason":"signal before the node started"/);
+});
+
 t.test('the status table', async (t) => {
   const leader = formatStatus({
     id: 'n1', role: 'leader', term: 3, leaderId: 'n1', leaderHttp: '127.0.0.1:8001', http: '127.0.0.1:8001',
