@@ -433,9 +433,12 @@ t.test('a write at a follower whose leader is unreachable over HTTP is retried, 
   t.match(hung.json.error?.message, /no answer from/);
   behaviour = 'misdirect';
   seen.length = 0;
+  let connections = 0;
+  fake.on('connection', () => connections++);
   const mis = await http(n1.httpAddress, 'PUT', '/kv/y', 'v');
   t.equal(mis.json.error?.code, 'UNAVAILABLE', 'a node that keeps saying it is not the leader: refused, not applied');
   t.ok(seen.length >= 2 && seen.length <= 16, `retried a bounded number of times (${seen.length})`);
+  t.equal(connections, 1, 'the retries reuse one keep-alive connection');
 });
 
 t.test('close is idempotent and a closed node refuses connections', async (t) => {
