@@ -208,6 +208,8 @@ export interface KvNodeSpec {
 export class RaftchartCluster extends ProcessCluster {
   readonly name = 'raftchart';
   readonly #peers: string;
+  /** Extra arguments of `node` for every member started from now on (e.g. `--cpu-prof`). */
+  nodeArgs: readonly string[] = [];
 
   constructor(
     readonly nodes: readonly KvNodeSpec[],
@@ -233,6 +235,7 @@ export class RaftchartCluster extends ProcessCluster {
       cmd: process.execPath,
       args: [
         ...LOADER,
+        ...this.nodeArgs,
         CLI,
         'kv',
         '--id', id,
