@@ -17,6 +17,12 @@ const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const CLI = fileURLToPath(new URL(FROM_SOURCE ? '../../bin/raftchart.ts' : '../../bin/raftchart.js', import.meta.url));
 const LOADER = FROM_SOURCE ? process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a.includes('ts-node')) : [];
 
+/** Every member process alive, killed when this process exits so none outlives a crashed test or benchmark. */
+const LIVE = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of LIVE) child.kill('SIGKILL');
+});
+
 /** Ports the OS reports free on 127.0.0.1. */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -103,7 +109,9 @@ abstract class ProcessCluster implements Cluster {
     const { cmd, args, env } = this.command(id);
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const entry = { child: child as ChildProcess | null, log: '', exited: Promise.resolve() };
+    LIVE.add(child);
     entry.exited = new Promise<void>((resolve) => child.once('exit', () => {
+      LIVE.delete(child);
       if (entry.child === child) entry.child = null;
       resolve();
     }));
