@@ -31,6 +31,7 @@ export {
   type MembershipResult,
 } from './actors/node.actor.js';
 export { recoverCluster, type RecoveryResult } from './actors/recover.js';
+export { explain, Diagnostics, type DiagnosticEvent, type Explanation, type ExplainFacts, type VoteAnswer } from './actors/diagnostics.js';
 export type { RaftNodeOptions, StateMachine, AppliedEntry } from './actors/options.js';
 export {
   RaftError,
@@ -62,7 +63,7 @@ export {
 export { MemoryStorage, type MemoryStorageOptions } from './adapters/storage/memory.js';
 export { LevelStorage, LEVEL_FORMAT_VERSION, type LevelStorageOptions, type LevelRecovery } from './adapters/storage/level.js';
 export { crc32Js, type Crc32 } from './adapters/storage/crc32.js';
-export type { Transport, MessageHandler } from './adapters/transport/transport.js';
+export type { Transport, MessageHandler, ConnectionEvent } from './adapters/transport/transport.js';
 export { MemoryNetwork, type MemoryNetworkOptions, type UnreliableOptions, type NetworkStats } from './adapters/transport/memory.js';
 export {
   WebSocketTransport,
