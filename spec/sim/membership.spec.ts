@@ -469,3 +469,22 @@ t.test('membership API edges: options, a stopped node, recoverCluster on an empt
   await t.rejects(leader.addVoter('n5', 'n5'), { code: 'SHUTDOWN' });
   t.equal(new MembershipError('noChange', 'x').code, 'MEMBERSHIP');
 });
+
+t.test('a server added with addVoter is promoted by the next leader when the one that added it crashes [seed 760]', async (t) => {
+  const sim = new SimCluster({ seed: 760, size: 4, bootstrapped: 3, node: { promotionThreshold: 8 } });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const leader = await sim.waitLeader();
+  await sim.one('x', 3);
+  // The new server is cut off, so it cannot be promoted before the leader dies.
+  sim.network.disconnect('n4');
+  t.ok(isResult(await sim.change((l) => l.addVoter('n4', 'n4'))), 'n4 added as a staged learner');
+  await sim.crash(leader.id);
+  sim.network.connect('n4');
+  const next = await sim.waitLeaderAmong(sim.ids.filter((id) => id !== leader.id && id !== 'n4'), 3000);
+  t.ok(next.status().learners.includes('n4'), `the new leader ${next.id} knows n4 as a learner`);
+  await waitVoter(sim, 'n4');
+  t.ok(next.status().voters.includes('n4'), 'and promotes it: the autoPromote mark lives in the configuration entry');
+  await sim.restart(leader.id);
+  await sim.one('after', 4);
+});
