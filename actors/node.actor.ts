@@ -34,7 +34,7 @@ import { encodeConfig, latestConfig, sameConfig, serversOf, validateServers } fr
 import { RaftLog } from './log.js';
 import { Diagnostics, explain, type DiagnosticEvent, type Explanation } from './diagnostics.js';
 import { isolate, ProgressFeed } from './observe.js';
-import { resolveOptions, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
+import { resolveOptions, type RaftMetricsSink, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
 import { emptyReady, hasWrite, merge, record, type Ready } from './ready.js';
 
 /** What `propose` resolves with, once the entry is applied on this node. */
@@ -559,6 +559,7 @@ class Node<R> implements RaftNode<R> {
     sameProgress,
   );
   readonly #diagnostics: Diagnostics;
+  readonly #metrics: RaftMetricsSink | undefined;
   #connections: Subscription | null = null;
   readonly #subscriberFailed = (stream: string, error: unknown): void => {
     if (!this.#events$.closed) this.#events$.next({ type: 'subscriberFailed', stream, error });
@@ -582,6 +583,7 @@ class Node<R> implements RaftNode<R> {
     this.#random = options.random ?? systemRandom;
     this.#inspect = options.inspect;
     this.#diagnostics = new Diagnostics(this.id, (event) => this.#events$.next(event));
+    this.#metrics = options.metrics;
     this.#publishInternals();
   }
 
@@ -813,7 +815,7 @@ class Node<R> implements RaftNode<R> {
     if (this.#state !== 'running') return Promise.reject(new ShutdownError('proposal'));
     if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
     return new Promise<ProposalResult<R>>((resolve, reject) => {
-      const proposal = new Proposal<R>(data, resolve, reject, this.#clearTimer);
+      const proposal = new Proposal<R>(data, this.#metrics?.commitLatency === undefined ? resolve : this.#timed(resolve), reject, this.#clearTimer);
       if (timeoutMs !== this.#opts.proposalTimeoutMs) {
         proposal.timer = this.#clock.setTimeout(() => proposal.reject(new TimeoutError('proposal', timeoutMs)), timeoutMs);
       }
@@ -1067,6 +1069,7 @@ class Node<R> implements RaftNode<R> {
         for (const p of shared) p.batch = batch;
       }
       this.#batch = proposals;
+      if (this.#metrics?.proposalBatch !== undefined) this.#measure(() => this.#metrics?.proposalBatch?.(proposals.length));
       const payloads = new Array<Uint8Array>(proposals.length);
       for (let k = 0; k < proposals.length; k++) payloads[k] = (proposals[k] as Proposal<R>).data;
       this.#actor.send({ type: 'client.propose', payloads });
@@ -1137,6 +1140,24 @@ class Node<R> implements RaftNode<R> {
     void this.#pumpWrites();
   }
 
+  /** Wraps a proposal's resolve to report its latency to the metrics sink. */
+  #timed<T>(resolve: (value: T) => void): (value: T) => void {
+    const t0 = this.#clock.now();
+    return (value) => {
+      this.#measure(() => this.#metrics?.commitLatency?.(this.#clock.now() - t0));
+      resolve(value);
+    };
+  }
+
+  /** Calls a metrics callback; its throw must not reach the node. */
+  #measure(call: () => void): void {
+    try {
+      call();
+    } catch {
+      // a broken metrics sink loses its measurement, nothing else
+    }
+  }
+
   #send(messages: readonly RaftMessage[]): void {
     this.#diagnostics.outbound(messages, this.#clock.now(), this.#lastContact, this.#opts.electionTimeoutMs[0]);
     this.#transport.send(messages);
@@ -1176,6 +1197,7 @@ class Node<R> implements RaftNode<R> {
 
   #sendAppend(intent: SendAppendIntent): void {
     const entries: LogEntry[] = intent.lastIndex > intent.prevIndex ? this.#log.slice(intent.prevIndex + 1, intent.lastIndex) : [];
+    if (this.#metrics?.appendMessage !== undefined) this.#measure(() => this.#metrics?.appendMessage?.(entries.length));
     record(this.#ready, {
       type: 'append',
       term: intent.term,

@@ -36,6 +36,23 @@ export interface StateMachine<R = unknown> {
   restore?(chunks: AsyncIterable<Uint8Array>): Promise<void>;
 }
 
+/**
+ * Measurement callbacks (all optional), called synchronously in the node's turn: keep them cheap
+ * (a histogram's `observe`). A throw is caught and ignored.
+ */
+export interface RaftMetricsSink {
+  /** Milliseconds from `propose()` to its resolution (committed and applied here), per successful proposal. */
+  commitLatency?(ms: number): void;
+  /** Proposals the leader turned into one append batch (one turn's worth). */
+  proposalBatch?(entries: number): void;
+  /** Entries carried by one AppendEntries message sent to a follower (0 for a probe). */
+  appendMessage?(entries: number): void;
+  /** Snapshot bytes sent to (`'sent'`) or received from (`'received'`) a peer. */
+  snapshotBytes?(direction: 'sent' | 'received', bytes: number): void;
+}
+
+const METRIC_CALLBACKS = ['commitLatency', 'proposalBatch', 'appendMessage', 'snapshotBytes'];
+
 /** Options of a Raft node. Only `id`, `stateMachine`, `storage` and `transport` are required. */
 export interface RaftNodeOptions<R = unknown> {
   /** Unique, stable id of this server. */
@@ -97,6 +114,8 @@ export interface RaftNodeOptions<R = unknown> {
   readonly random?: Random;
   /** XState inspection callback, passed through unchanged. */
   readonly inspect?: (event: InspectionEvent) => void;
+  /** Receives measurements as they happen, for a metrics library (the kv service feeds Prometheus histograms). Default: none, at no cost. */
+  readonly metrics?: RaftMetricsSink;
 }
 
 /** Options after defaults, validated. */
@@ -120,7 +139,7 @@ export interface ResolvedOptions {
 const KNOWN = new Set([
   'id', 'stateMachine', 'storage', 'transport', 'electionTimeoutMs', 'heartbeatIntervalMs', 'preVote',
   'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'proposalTimeoutMs', 'promotionThreshold', 'maxProposalBytes',
-  'maxInflightMessages', 'maxInflightBytes', 'maxEntriesPerMessage', 'maxBytesPerMessage', 'clock', 'random', 'inspect',
+  'maxInflightMessages', 'maxInflightBytes', 'maxEntriesPerMessage', 'maxBytesPerMessage', 'clock', 'random', 'inspect', 'metrics',
 ]);
 
 function int(name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -168,6 +187,14 @@ export function resolveOptions(options: RaftNodeOptions<unknown>): ResolvedOptio
   }
   if (options.random !== undefined && !hasMethods(options.random, ['next'])) throw new ConfigurationError('random', 'must have next()');
   if (options.inspect !== undefined && typeof options.inspect !== 'function') throw new ConfigurationError('inspect', 'must be a function');
+  if (options.metrics !== undefined) {
+    const sink = options.metrics as unknown as Record<string, unknown> | null;
+    if (typeof sink !== 'object' || sink === null) throw new ConfigurationError('metrics', 'must be an object of callbacks');
+    for (const [key, value] of Object.entries(sink)) {
+      if (!METRIC_CALLBACKS.includes(key)) throw new ConfigurationError(`metrics.${key}`, `unknown callback; known: ${METRIC_CALLBACKS.join(', ')}`);
+      if (value !== undefined && typeof value !== 'function') throw new ConfigurationError(`metrics.${key}`, 'must be a function');
+    }
+  }
 
   let election: [number, number];
   const raw = options.electionTimeoutMs;
