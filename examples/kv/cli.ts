@@ -328,8 +328,7 @@ export function formatStatus(status: Record<string, unknown>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
   lines.push(fmt(header), ...rows.map(fmt));
-  if (s.role !== 'leader') lines.push('', 'replica progress is known by the leader only: run status against the leader for it');
-  else lines.push('', '* leader');
+  lines.push('', s.role === 'leader' ? '* leader' : '* leader; replica progress is known by the leader only');
   return `${lines.join('\n')}\n`;
 }
 
@@ -345,16 +344,33 @@ async function runStatus(args: readonly string[], io: Required<CliIo>): Promise<
     throw new ConfigurationError('<url>', `${JSON.stringify(raw)} is not a URL`);
   }
   const timeoutMs = intFlag(flags, 'timeout-ms', 5000, 1, 600_000);
+  const fetchStatus = async (target: URL): Promise<Record<string, unknown>> => {
+    const res = await fetch(target, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return (await res.json()) as Record<string, unknown>;
+  };
   let body: Record<string, unknown>;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    body = (await res.json()) as Record<string, unknown>;
+    body = await fetchStatus(url);
   } catch (error) {
     io.stderr(`raftchart status: cannot read ${url.href}: ${(error as Error).message}\n`);
     return 1;
   }
-  io.stdout(flags.get('json') === 'true' ? `${JSON.stringify(body, null, 2)}\n` : formatStatus(body));
+  if (flags.get('json') === 'true') {
+    io.stdout(`${JSON.stringify(body, null, 2)}\n`);
+    return 0;
+  }
+  io.stdout(formatStatus(body));
+  // Replica progress lives on the leader: show its table too.
+  const leaderHttp = body['leaderHttp'];
+  if (body['role'] !== 'leader' && typeof leaderHttp === 'string') {
+    const leaderUrl = new URL('/status', `${url.protocol}//${leaderHttp.replace(/^0\.0\.0\.0:|^\[::\]:/, `${url.hostname}:`)}`);
+    try {
+      io.stdout(`\nas the leader sees it (${leaderUrl.href}):\n\n${formatStatus(await fetchStatus(leaderUrl))}`);
+    } catch (error) {
+      io.stdout(`\n(cannot read the leader's status at ${leaderUrl.href}: ${(error as Error).message})\n`);
+    }
+  }
   return 0;
 }
 

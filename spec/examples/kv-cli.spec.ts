@@ -151,7 +151,7 @@ t.test('the status table', async (t) => {
   t.match(leader, /n3\s+learner\s+\S+\s+-\s+0\s+1\s+probe\s+1\s+yes\s+never/);
   const follower = formatStatus({ id: 'n2', role: 'follower', term: 3, leaderId: null, members: [] });
   t.match(follower, /leader {4}none known/);
-  t.match(follower, /known by the leader only/);
+  t.match(follower, /replica progress is known by the leader only/);
   t.match(formatStatus({}), /node {6}\? \(\?, term \?\)/, 'missing fields print as ?');
 });
 
@@ -182,6 +182,7 @@ t.test('raftchart kv as a process: ready line, HTTP, status, bad flags, SIGTERM'
   const status = await cli(['status', `http://${ready.http}`]);
   t.equal(status.code, 0);
   t.match(status.out, /node {6}n1 \(leader, term \d+\)/);
+  t.notMatch(status.out, /as the leader sees it/, 'a leader prints one table');
   const json = await cli(['status', ready.http, '--json']);
   t.equal((JSON.parse(json.out) as { keys: number }).keys, 1, 'status --json prints the raw JSON');
   node.child.kill('SIGTERM');
@@ -236,6 +237,12 @@ t.test('demo: three kv nodes, the URLs to try, a second run resumes', async (t) 
   const first = run();
   await first.wait(/Ctrl-C stops the cluster/);
   await first.wait(/term \d+: leader is n\d/);
+  const leaderLine = /term \d+: leader is (n\d)/.exec(first.output());
+  const follower = ['n1', 'n2', 'n3'].find((id) => id !== leaderLine?.[1]) as string;
+  const followerStatus = await cli(['status', `127.0.0.1:${http + Number(follower.slice(1)) - 1}`]);
+  t.equal(followerStatus.code, 0);
+  t.match(followerStatus.out, new RegExp(`node {6}${follower} \\(follower`));
+  t.match(followerStatus.out, /as the leader sees it \(http:\/\/127\.0\.0\.1:\d+\/status\):\n\nnode {6}n\d \(leader[\s\S]*(probe|replicate)/, 'a follower\'s status adds the leader\'s table with replica progress');
   t.match(first.output(), /new cluster/);
   t.match(first.output(), new RegExp(`curl -X PUT --data world http://127.0.0.1:${http}/kv/hello`), 'prints the URLs to try');
   t.equal((await httpText(`http://127.0.0.1:${http + 1}/kv/hello`, { method: 'PUT', body: 'world' })).status, 200);
