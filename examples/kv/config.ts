@@ -45,6 +45,7 @@ export interface KvPeer {
 
 /** A fully resolved kv node configuration. */
 export interface KvConfig {
+  /** This node's Raft id. */
   readonly id: string;
   /** Raft listen address, `host:port`. */
   readonly raftListen: string;
@@ -54,11 +55,17 @@ export interface KvConfig {
   readonly data: string;
   /** Every initial member, this node included. */
   readonly peers: readonly KvPeer[];
+  /** Cluster secret of the WebSocket transport, or `null` with `insecure`. */
   readonly secret: string | null;
+  /** Run the transport without authentication. */
   readonly insecure: boolean;
+  /** Peers of another cluster id are refused. */
   readonly clusterId: string;
+  /** Whether a node with fresh data writes the initial configuration. */
   readonly bootstrap: 'auto' | 'never';
+  /** Largest value / request body; larger is 413. */
   readonly maxValueBytes: number;
+  /** Bound on one request, forwarding and retries included. */
   readonly requestTimeoutMs: number;
   /** DNS mode: the addresses each name resolved to at start (diagnostics only; peers are dialed by name). */
   readonly resolved: Readonly<Record<string, readonly string[]>>;
