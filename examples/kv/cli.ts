@@ -165,7 +165,13 @@ async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<nu
   const peers: KvPeer[] = ids.map((id, i) => ({ id, raft: `127.0.0.1:${port + i}`, http: `127.0.0.1:${httpPort + i}` }));
   const t0 = Date.now();
   const stamp = (): string => `${((Date.now() - t0) / 1000).toFixed(2).padStart(7)}s`;
-  const say = (text: string): void => io.stdout(`${stamp()}  ${text}\n`);
+  // Lines said while the nodes start wait until the banner is out.
+  let held: string[] | null = [];
+  const say = (text: string): void => {
+    const line = `${stamp()}  ${text}\n`;
+    if (held === null) io.stdout(line);
+    else held.push(line);
+  };
   let lastLeader = '';
   let fresh = 0;
   const onEvent = (e: KvEvent): void => {
@@ -257,6 +263,8 @@ Try (any node answers; followers forward writes to the leader):
 ${view === null ? '' : `Live cluster view (kill a node there and watch the election): ${view.url}\n`}Ctrl-C stops the cluster; running the demo again resumes the same data.
 
 `);
+  for (const line of held) io.stdout(line);
+  held = null;
   const timers: NodeJS.Timeout[] = [];
   const stop = new Promise<void>((resolveStop) => {
     void aborted(io.signal).then(resolveStop);
