@@ -18,11 +18,14 @@
  * `return: Infinity`: it may have taken effect at any time after its call, or
  * never. An unknown `get` tells nothing and is left out.
  *
- * Beyond Porcupine's memoization the search uses two dominance rules (each
- * argued where it is applied, and cross-checked against brute force in the
- * spec): a get or failed cas that fits the current value is taken without
- * branching, and an unknown-outcome write is tried only when some candidate
- * operation could see the value it writes.
+ * Beyond Porcupine's memoization the search uses two dominance rules and one
+ * cut (each argued where it is applied, and cross-checked against brute force
+ * in the spec): a get or failed cas that fits the current value is taken
+ * without branching; an unknown-outcome write is tried only when some
+ * candidate operation could see the value it writes; and a branch stops as
+ * soon as a completed operation needs a value that the register does not hold
+ * and that nothing left can write (which is what makes a stale read deep in a
+ * long history cheap to refuse).
  *
  * The search is bounded by a step budget and a time budget; when either runs
  * out the answer is `unknown`, never a hang. Cost grows with the number of
@@ -124,11 +127,13 @@ export type CheckResult = CheckOk | CheckIllegal | CheckUnknown;
 type SearchOutcome =
   | { readonly kind: 'ok'; readonly steps: number }
   | { readonly kind: 'illegal'; readonly steps: number; readonly best: readonly number[] }
-  | { readonly kind: 'unknown'; readonly steps: number; readonly why: string };
+  | { readonly kind: 'unknown'; readonly steps: number; readonly why: string; readonly best: readonly number[] };
 
 const DEFAULT_MAX_STEPS = 2_000_000;
 const DEFAULT_TIMEOUT_MS = 60_000;
 const DEFAULT_SHRINK_LIMIT = 300;
+/** Step budget of the search for the longest prefix shown in an explanation. */
+const EXPLAIN_STEPS = 300_000;
 
 /** Does `op` have an unknown outcome? */
 const unknown = (op: KvOp): boolean => op.return === Infinity;
@@ -153,6 +158,14 @@ function step(state: KvValue, op: KvOp): KvValue | undefined {
     }
   }
 }
+
+/** The value `op` may write (`null` for a delete); undefined when it writes nothing. */
+const writesOf = (op: KvOp): KvValue | undefined =>
+  op.f === 'put' ? op.value : op.f === 'delete' ? null : op.f === 'cas' && (unknown(op) || op.result === 'ok') ? op.value : undefined;
+
+/** The value a completed `op` needs the register to hold (a get's result, a successful cas's expectation); undefined for none. */
+const needsOf = (op: KvOp): KvValue | undefined =>
+  unknown(op) ? undefined : op.f === 'get' ? (op.result ?? null) : op.f === 'cas' && op.result === 'ok' ? op.expect : undefined;
 
 /** Checks shape and times of one operation; throws a RangeError naming it. */
 function validate(op: KvOp, i: number): void {
@@ -193,7 +206,7 @@ function mix32(x: number): number {
  * choice is undone. Reaching the end of the list means every completed
  * operation is linearized (unknown ones may stay out): linearizable.
  */
-function search(ops: readonly KvOp[], maxSteps: number, deadline: number): SearchOutcome {
+function search(ops: readonly KvOp[], maxSteps: number, deadline: number, prune = true): SearchOutcome {
   const n = ops.length;
   // Entries: 2*i is op i's call, 2*i+1 its return. Sentinels: head = 2n, tail = 2n+1.
   const head = 2 * n;
@@ -275,14 +288,48 @@ function search(ops: readonly KvOp[], maxSteps: number, deadline: number): Searc
   let steps = 0;
   const DEAD = -1;
 
+  // For each value: how many operations not yet linearized could still write it (a delete writes
+  // null), and how many completed ones still need to see it (a get of it, a successful cas
+  // expecting it). A value needed but no longer writable is an orphan: unless the register holds
+  // it now, some operation can never be linearized, and the branch is dead.
+  const writes = ops.map(writesOf);
+  const needs = ops.map(needsOf);
+  const writers = new Map<KvValue, number>();
+  const needers = new Map<KvValue, number>();
+  for (const v of writes) if (v !== undefined) writers.set(v, (writers.get(v) ?? 0) + 1);
+  for (const v of needs) if (v !== undefined) needers.set(v, (needers.get(v) ?? 0) + 1);
+  const orphans = new Set<KvValue>();
+  const recheck = (v: KvValue): void => {
+    if ((needers.get(v) ?? 0) > 0 && (writers.get(v) ?? 0) === 0) orphans.add(v);
+    else orphans.delete(v);
+  };
+  for (const v of needers.keys()) recheck(v);
+  const count = (i: number, d: 1 | -1): void => {
+    const w = writes[i];
+    if (w !== undefined) {
+      writers.set(w, (writers.get(w) as number) + d);
+      recheck(w);
+    }
+    const n = needs[i];
+    if (n !== undefined) {
+      needers.set(n, (needers.get(n) as number) + d);
+      recheck(n);
+    }
+  };
+  const doomed = (): boolean => {
+    if (prune) for (const v of orphans) if (v !== state) return true;
+    return false;
+  };
+
   const lift = (i: number, after: KvValue, forced: boolean): void => {
+    count(i, -1);
     stack.push({ op: i, state, forced });
     if (stack.length > best.length) best = stack.map((s) => s.op);
     state = after;
     remove(2 * i);
     if (!unknown(ops[i] as KvOp)) remove(2 * i + 1);
   };
-  /** At a configuration reached for the first time: take the forced reads; DEAD when one leads somewhere already explored. */
+  /** At a configuration reached for the first time: take the forced reads; DEAD when one leads somewhere already explored, or the configuration is doomed. */
   const arrive = (): number => {
     for (let e = next[head] as number; e !== tail && (e & 1) === 0; ) {
       steps++;
@@ -299,7 +346,7 @@ function search(ops: readonly KvOp[], maxSteps: number, deadline: number): Searc
       }
       e = next[e] as number;
     }
-    return next[head] as number;
+    return doomed() ? DEAD : (next[head] as number);
   };
   /** Undoes choices back to the last branching one; the entry after it, or DEAD when there is none. */
   const backtrack = (): number => {
@@ -309,6 +356,7 @@ function search(ops: readonly KvOp[], maxSteps: number, deadline: number): Searc
       if (!unknown(ops[top.op] as KvOp)) restore(2 * top.op + 1);
       restore(2 * top.op);
       flip(top.op);
+      count(top.op, 1);
       state = top.state;
       if (!top.forced) return next[2 * top.op] as number;
     }
@@ -334,8 +382,8 @@ function search(ops: readonly KvOp[], maxSteps: number, deadline: number): Searc
 
   let entry = arrive();
   for (;;) {
-    if (++steps > maxSteps) return { kind: 'unknown', steps, why: `step budget of ${maxSteps} spent` };
-    if ((steps & 1023) === 0 && performance.now() > deadline) return { kind: 'unknown', steps, why: 'time budget spent' };
+    if (++steps > maxSteps) return { kind: 'unknown', steps, why: `step budget of ${maxSteps} spent`, best };
+    if ((steps & 1023) === 0 && performance.now() > deadline) return { kind: 'unknown', steps, why: 'time budget spent', best };
     if (entry === tail) return { kind: 'ok', steps };
     if (entry !== DEAD && (entry & 1) === 0) {
       const i = entry >> 1;
@@ -431,13 +479,26 @@ function explain(key: string, ops: readonly KvOp[], best: readonly number[], dro
       (best.length === 0 ? '(none)' : (prefix.length <= 12 ? prefix : ['...', ...prefix.slice(-10)]).join(', ')) +
       ` ⇒ value ${show(state)}`,
   );
+  // Operations that can never come: they need a value that the register does not hold and that
+  // nothing left writes (the search stops a branch as soon as one appears).
+  const writable = new Set(rest.map((i) => writesOf(ops[i] as KvOp)));
+  const orphans = rest.filter((i) => {
+    const v = needsOf(ops[i] as KvOp);
+    return v !== undefined && v !== state && !writable.has(v);
+  });
   lines.push('then no remaining operation can come next:');
   for (const i of candidates) {
     const op = ops[i] as KvOp;
-    // Completed candidates are all refused by the model (one that fitted would make a longer prefix);
+    // Completed candidates that fit only lead to an orphan (otherwise the prefix would be longer);
     // unknown-outcome writes may fit, but taking effect here helps no one.
-    if (!unknown(op)) lines.push(`  ${label(i)} ${describe(op)}: ${whyNot(op, state)}`);
-    else if (idle.length <= 3) lines.push(`  ${label(i)} ${describe(op)}: its outcome is unknown, and taking effect here would help no later operation`);
+    if (unknown(op)) {
+      if (idle.length <= 3) lines.push(`  ${label(i)} ${describe(op)}: its outcome is unknown, and taking effect here would help no later operation`);
+    } else if (step(state, op) === undefined) lines.push(`  ${label(i)} ${describe(op)}: ${whyNot(op, state)}`);
+    else if (!orphans.includes(i)) lines.push(`  ${label(i)} ${describe(op)}: it fits here, but cannot save the operations below`);
+  }
+  for (const i of orphans.filter((o) => !candidates.includes(o)).slice(0, 5)) {
+    const op = ops[i] as KvOp;
+    lines.push(`  ${label(i)} ${describe(op)} can never come: it needs ${show(needsOf(op) ?? null)}, which nothing left writes, and the value is ${show(state)}`);
   }
   if (idle.length > 3) {
     lines.push(`  (nor would any of the ${idle.length} unknown-outcome writes still pending, not listed: ${idle.slice(0, 10).map(label).join(', ')}${idle.length > 10 ? ', ...' : ''})`);
@@ -542,6 +603,10 @@ export function checkKv(history: readonly KvOp[], options: CheckOptions = {}): C
         }
       }
     }
+    // The search stops a branch as soon as some operation can never come, so its deepest point may
+    // be early; for the explanation, search again without that cut (bounded) for the longest prefix.
+    const deep = search(kept, Math.min(maxSteps, EXPLAIN_STEPS), deadline, false);
+    if (deep.kind !== 'ok' && deep.best.length > best.length) best = deep.best;
     const longestPrefix = best.map((i) => kept[i] as KvOp);
     return {
       ok: false,
