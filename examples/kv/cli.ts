@@ -232,6 +232,9 @@ async function runDemo(args: readonly string[], io: Required<CliIo>): Promise<nu
         launch(id).then(() => say(`restarted ${id}`), (error: unknown) => say(`could not restart ${id}: ${(error as Error).message}`));
       }, 5000));
     },
+  }).catch((error: unknown) => {
+    // name the flag, not the option of startLiveView
+    throw error instanceof ConfigurationError && error.option === 'listen' ? new ConfigurationError('--live', error.message.replace(/^listen: /, '')) : error;
   });
   const closeLive = async (): Promise<void> => {
     liveClosed = true;

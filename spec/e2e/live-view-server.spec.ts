@@ -22,6 +22,7 @@ import {
   type RaftNode,
 } from '../../index.js';
 import { activePaths, describeEvent, livePage, startLiveView, type ClusterView, type LiveView } from '../../examples/live-view/index.js';
+import { runCli } from '../../examples/kv/cli.js';
 
 const SEED = Number(process.env.SEED ?? 7);
 const SECRET = 'live-view-spec-secret-0123456789';
@@ -161,6 +162,21 @@ t.test('options are checked and named', async (t) => {
   await t.rejects(startLiveView({ listen: taken.address, nodes: [] }), { code: 'EADDRINUSE' }, 'a port in use rejects');
   await taken.close();
   await taken.close();
+});
+
+t.test('raftchart demo: --live is checked before any node starts, and listed in --help', async (t) => {
+  const run = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+    let out = '';
+    let err = '';
+    const code = await runCli(argv, { stdout: (s) => (out += s), stderr: (s) => (err += s), env: {}, signal: new AbortController().signal });
+    return { code, out, err };
+  };
+  const bad = await run(['demo', '--data', '/nonexistent/raftchart-live-spec', '--live', '0.0.0.0:8000']);
+  t.equal(bad.code, 2, 'a usage error');
+  t.match(bad.err, /^raftchart demo: --live: the live view binds a loopback address only/);
+  t.equal(bad.out, '', 'nothing started');
+  const help = await run(['demo', '--help']);
+  t.match(help.out, /--live HOST:PORT/);
 });
 
 t.test('state paths and events in words', async (t) => {
