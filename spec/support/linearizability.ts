@@ -457,7 +457,11 @@ function explain(key: string, ops: readonly KvOp[], best: readonly number[], dro
       const op = ops[i] as KvOp;
       return op.call <= firstReturn && (unknown(op) ? candidates.includes(i) : op.return >= from);
     });
-    shown = [...new Set([...writes, ...around])].sort((a, b) => a - b);
+    // And the writes of the values the stuck operations wanted (a stale read's source).
+    const wanted = new Set<KvValue | undefined>(candidates.map((i) => needsOf(ops[i] as KvOp)));
+    wanted.delete(undefined);
+    const sources = ops.map((_, i) => i).filter((i) => wanted.has(writesOf(ops[i] as KvOp))).slice(-3);
+    shown = [...new Set([...writes, ...sources, ...around])].sort((a, b) => a - b);
   }
   // Pending unknown-outcome writes that could not help are many in a long run: count them, do not list them.
   const idle = candidates.filter((i) => unknown(ops[i] as KvOp));
