@@ -45,7 +45,7 @@ import type { InspectionEvent } from 'xstate';
 import { ConfigurationError, TransportError } from '../../errors.js';
 import { proof, proofMatches, secretKey } from '../auth.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { checkInt, checkKeys, parseListen } from '../options.js';
+import { checkInt, checkKeys, listen, parseListen } from '../net.js';
 import { DEFAULT_INSPECTION_TYPES, toInspectionRecord, type InspectionRecord } from './serialize.js';
 
 /** Options of {@link InspectionServer}. */
@@ -195,13 +195,7 @@ export class InspectionServer {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('raftchart inspection: WebSocket only\n');
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.#port, this.#host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(server, this.#host, this.#port);
     } catch (err) {
       this.#state = 'stopped';
       throw new TransportError(`inspection endpoint cannot listen on ${this.#host}:${this.#port}: ${(err as Error).message}`, { cause: err });

@@ -44,7 +44,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { proof, proofMatches, secretKey } from '../auth.js';
-import { checkInt, checkKeys, parseListen } from '../options.js';
+import { checkInt, checkKeys, listen, parseListen } from '../net.js';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -466,16 +466,9 @@ export class WebSocketTransport implements Transport {
       this.#log('warn', `TLS handshake from a client failed: ${err.message}`, undefined, new TransportError(`TLS handshake failed: ${err.message}`, { cause: err }));
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.#port, this.#host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(server, this.#host, this.#port);
     } catch (err) {
       this.#state = 'stopped';
-      server.close();
       throw new TransportError(`cannot listen on ${this.#host}:${this.#port}: ${describe(err)}`, { cause: err });
     }
     server.on('error', (err: Error) => this.#log('error', `server error: ${err.message}`, undefined, err));

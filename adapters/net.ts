@@ -1,11 +1,32 @@
 /**
- * Option checks shared by the network adapters ({@link WebSocketTransport},
- * {@link InspectionServer}): each failure is a {@link ConfigurationError}
- * naming the option.
+ * What the network adapters ({@link WebSocketTransport}, {@link InspectionServer})
+ * share: option checks, each failure a {@link ConfigurationError} naming the
+ * option, and binding a server.
  *
  * @module
  */
+import type { Server } from 'node:net';
 import { ConfigurationError } from '../errors.js';
+
+/**
+ * Binds `server` to `host:port`; resolves once it listens.
+ *
+ * @throws Rejects with the listen error (a busy port, a bad address); the server is closed.
+ */
+export async function listen(server: Server, host: string, port: number): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+}
 
 function fail(option: string, why: string): never {
   throw new ConfigurationError(option, why);
