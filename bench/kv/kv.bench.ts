@@ -27,7 +27,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EtcdCluster, RaftchartCluster, type Cluster } from './clusters.js';
+import { RaftchartCluster, type Cluster } from './clusters.js';
+import { EtcdCluster } from './etcd-cluster.js';
 import { etcdTarget, preload, raftchartTarget, runLoad, type KvTarget, type LoadResult } from './load.js';
 
 const RUN_MS = Number(process.env.BENCH_MS ?? 5000);
