@@ -59,6 +59,7 @@ import {
   type Transport,
 } from '../../index.js';
 import { splitHostPort, type KvPeer } from './config.js';
+import { createKvMetrics } from './metrics.js';
 import { KvStore, encodeCommand, type KvCommand, type KvResult } from './store.js';
 
 /** Options of {@link startKvNode}. A {@link KvConfig} from `loadKvConfig` fits as is. */
@@ -246,7 +247,9 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       },
     });
   }
+  const metrics = createKvMetrics();
   const node = createRaftNode<KvResult>({
+    metrics: metrics.sink,
     ...options.raftOptions,
     id,
     stateMachine: store,
@@ -254,6 +257,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     transport,
   });
   await node.start();
+  metrics.attach(node);
   const subscription = node.leader$.subscribe(({ leaderId, term }) => emit({ event: 'leader', id, leaderId, term }));
   let server: HttpServer | undefined;
   try {
@@ -454,6 +458,10 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
     const url = new URL(req.url ?? '/', 'http://kv.invalid');
     const method = req.method ?? 'GET';
     const path = url.pathname;
+    if (path === '/metrics') {
+      if (method !== 'GET') return fail(405, 'METHOD_NOT_ALLOWED', '/metrics takes GET', undefined, { allow: 'GET' });
+      return { status: 200, body: await metrics.render(), headers: { 'content-type': metrics.contentType } };
+    }
     if (path === '/healthz' || path === '/status') {
       if (method !== 'GET') return fail(405, 'METHOD_NOT_ALLOWED', `${path} takes GET`, undefined, { allow: 'GET' });
       if (path === '/status') return json(200, statusBody());
@@ -524,6 +532,7 @@ export async function startKvNode(options: KvNodeOptions): Promise<KvNode> {
       clearTimeout(cut);
       agent.destroy();
       subscription.unsubscribe();
+      metrics.detach();
     })();
     return closed;
   };

@@ -459,3 +459,29 @@ t.test('bootstrap never: a node with fresh data waits to be added', async (t) =>
   const r = await http(kv.httpAddress, 'PUT', '/kv/a', '1');
   t.equal(r.json.error?.code, 'UNAVAILABLE');
 });
+
+t.test('GET /metrics: Prometheus text with commit latency, batch sizes, replica lag and node gauges', async (t) => {
+  const c = await startCluster(t);
+  const leader = await c.leader();
+  for (const k of ['a', 'b', 'c']) t.equal((await http(leader.httpAddress, 'PUT', `/kv/${k}`, 'v')).status, 200);
+  const res = await http(leader.httpAddress, 'GET', '/metrics');
+  t.equal(res.status, 200);
+  t.match(res.headers['content-type'], /^text\/plain/);
+  const value = (name: string): number | undefined => {
+    const line = res.text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    return line === undefined ? undefined : Number(line.split(' ').at(-1));
+  };
+  t.equal(value('raftchart_commit_latency_seconds_count'), 3, 'one latency per acknowledged write');
+  t.ok((value('raftchart_proposal_batch_entries_sum') ?? 0) >= 3);
+  t.ok((value('raftchart_append_message_entries_count') ?? 0) > 0);
+  t.equal(value('raftchart_is_leader'), 1);
+  t.equal(value('raftchart_commit_index'), leader.node.status().commitIndex);
+  const lags = res.text.split('\n').filter((l) => l.startsWith('raftchart_replica_lag_entries{'));
+  t.equal(lags.length, 2, 'a lag per follower on the leader');
+  t.match(res.text, /# TYPE raftchart_leader_changes_total counter/);
+  const follower = c.kvs.find((k) => k !== leader) as KvNode;
+  const f = await http(follower.httpAddress, 'GET', '/metrics');
+  t.notMatch(f.text, /raftchart_replica_lag_entries\{/, 'a follower has no replicas');
+  t.match(f.text, /raftchart_is_leader 0/);
+  t.equal((await http(leader.httpAddress, 'POST', '/metrics', '')).status, 405);
+});
