@@ -142,11 +142,26 @@ async function runKv(args: readonly string[], io: Required<CliIo>): Promise<numb
     line({ event: 'stopped', reason: 'signal before the node started' });
     return 0;
   }
-  const kv = await startKvNode({ ...config, onEvent: line });
-  line({ event: 'ready', id: config.id, http: kv.httpAddress, raft: config.raftListen, data: resolve(config.data), peers: config.peers });
+  // The live view (--live) shows this node alone; it is created first so the node's inspect hook can feed it.
+  let kv: KvNode | null = null;
+  const view: LiveView | null = config.live === null ? null : await startLiveView({
+    listen: config.live,
+    nodes: () => [{ id: config.id, node: kv?.node ?? null }],
+    secret: randomBytes(18).toString('base64url'),
+  }).catch((error: unknown) => {
+    throw error instanceof ConfigurationError && error.option === 'listen' ? new ConfigurationError('--live', error.message.replace(/^listen: /, '')) : error;
+  });
+  try {
+    kv = await startKvNode({ ...config, onEvent: line, ...(view === null ? {} : { raftOptions: { inspect: view.inspect(config.id) } }) });
+  } catch (error) {
+    await view?.close();
+    throw error;
+  }
+  line({ event: 'ready', id: config.id, http: kv.httpAddress, raft: config.raftListen, data: resolve(config.data), peers: config.peers, ...(view === null ? {} : { live: view.url }) });
   await aborted(io.signal);
   line({ event: 'stopping', id: config.id });
   await kv.close();
+  await view?.close();
   line({ event: 'stopped', id: config.id });
   return 0;
 }

@@ -67,6 +67,8 @@ export interface KvConfig {
   readonly maxValueBytes: number;
   /** Bound on one request, forwarding and retries included. */
   readonly requestTimeoutMs: number;
+  /** Where to serve the live view of this node (`host:port`, loopback), or `null` (the default: off). */
+  readonly live: string | null;
   /** DNS mode: the addresses each name resolved to at start (diagnostics only; peers are dialed by name). */
   readonly resolved: Readonly<Record<string, readonly string[]>>;
 }
@@ -110,6 +112,7 @@ export const KV_FLAGS: Readonly<Record<string, { readonly kind: FlagKind; readon
   bootstrap: { kind: 'string', arg: 'auto|never', help: 'auto: fresh data writes the initial peer list (default)' },
   'max-value-bytes': { kind: 'int', arg: 'N', help: 'largest value / request body in bytes (default 1048576)' },
   'request-timeout-ms': { kind: 'int', arg: 'N', help: 'bound on one request incl. forwarding (default 10000)' },
+  live: { kind: 'string', arg: 'HOST:PORT', help: 'serve the live view of this node there (loopback only; off by default)' },
 };
 
 type Settings = Partial<Record<string, string | number | boolean | readonly KvPeer[]>>;
@@ -484,6 +487,7 @@ export async function loadKvConfig(argv: readonly string[], sources: KvConfigSou
     bootstrap,
     maxValueBytes,
     requestTimeoutMs,
+    live: str(s, 'live') ?? null,
     resolved,
   };
 }

@@ -268,3 +268,33 @@ t.test('demo: three kv nodes, the URLs to try, a second run resumes', async (t) 
   t.equal(conflict.code, 1, 'a demo that cannot bind its ports exits 1');
   t.match(conflict.err, /^raftchart demo: TRANSPORT: /);
 });
+
+t.test('raftchart kv --live serves the live view of that node', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'raftchart-kv-live-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const [raft, http] = await freePorts(2);
+  const stop = new AbortController();
+  let out = '';
+  const running = runCli(
+    ['kv', '--id', 'solo', '--raft', `127.0.0.1:${raft}`, '--http', `127.0.0.1:${http}`, '--data', join(dir, 'solo'), '--insecure', '--live', '127.0.0.1:0'],
+    { stdout: (s) => (out += s), stderr: () => undefined, env: {}, signal: stop.signal },
+  );
+  const ready = await deadline(
+    (async () => {
+      while (!out.includes('"event":"ready"')) await new Promise((r) => setTimeout(r, 10));
+      return JSON.parse(out.split('\n').find((l) => l.includes('"event":"ready"')) as string) as { live?: string };
+    })(),
+    20_000,
+    'the ready line',
+  );
+  t.match(ready.live, /^http:\/\/127\.0\.0\.1:\d+\/\?token=/, 'the ready line carries the view URL, with its token');
+  const page = await fetch(ready.live as string);
+  t.equal(page.status, 200);
+  t.match(await page.text(), /live cluster view/i);
+  const state = await fetch((ready.live as string).replace('/?', '/state?'));
+  t.equal(state.status, 200);
+  t.match(JSON.stringify(await state.json()), /"solo"/, 'the view shows this node');
+  stop.abort();
+  t.equal(await deadline(running, 20_000, 'kv stops'), 0);
+  t.equal((await cli(['kv', '--id', 'x', '--raft', '127.0.0.1:1', '--insecure', '--live', '10.1.2.3:80'])).code, 2, 'a non-loopback --live is a usage error');
+});
