@@ -25,8 +25,13 @@
  * |   9 | `readIndex`         | requestId:u64                                                               |
  * |  10 | `readIndexResponse` | requestId:u64 success:bool index:u64                                        |
  * |  11 | `timeoutNow`        | (empty)                                                                     |
+ * |  12 | `installSnapshot`   | snapshotIndex:u64 snapshotTerm:u64 configurationIndex:u64 seq:u64 offset:u64 checksum:u32 done:bool hasSize:bool [size:u64] hasConfig:bool [config] length:u32 data{length} |
+ * |  13 | `installSnapshotResponse` | snapshotIndex:u64 snapshotTerm:u64 seq:u64 ok:bool reason:u8 (0 none, 1 term, 2 gap, 3 checksum, 4 stale, 5 storage) next:u64 installed:bool |
  *
  * `entry = index:u64 term:u64 type:u8 (0 normal, 1 noop, 2 config) length:u32 data{length}`
+ *
+ * `config = count:u16 server{count} hasOld:bool [count:u16 server{count}]`, with
+ * `server = id addressLength:u16 address-utf8 suffrage:u8 (0 absent, 1 voter, 2 learner) autoPromote:u8 (0 absent, 1 false, 2 true)`
  *
  * The encoding is canonical: every value has exactly one encoding, so
  * `encodeFrame(decodeFrame(bytes))` reproduces `bytes` byte for byte.
@@ -44,15 +49,17 @@
  * @module
  */
 import { CodecError } from '../errors.js';
-import type { EntryType, LogEntry, RaftMessage, VoteRefusal } from '../machines/types.js';
+import type { SnapshotRefusal } from '../machines/snapshot.js';
+import type { Configuration, EntryType, LogEntry, RaftMessage, Server, VoteRefusal } from '../machines/types.js';
 
 /**
  * Version byte at the head of every frame; bumped on any incompatible change.
  *
  * @remarks Version 2 added the optional heartbeat `round` (read index) and the
- * `readIndex`, `readIndexResponse` and `timeoutNow` messages.
+ * `readIndex`, `readIndexResponse` and `timeoutNow` messages; version 3 the
+ * `installSnapshot` and `installSnapshotResponse` messages.
  */
-export const CODEC_VERSION = 2;
+export const CODEC_VERSION = 3;
 
 /**
  * Message type tags on the wire (see the table in the module documentation).
@@ -71,6 +78,8 @@ export const MESSAGE_TYPE_CODES = {
   readIndex: 9,
   readIndexResponse: 10,
   timeoutNow: 11,
+  installSnapshot: 12,
+  installSnapshotResponse: 13,
 } as const satisfies Record<RaftMessage['type'], number>;
 
 /** Entry type codes on the wire. */
@@ -79,6 +88,12 @@ export const ENTRY_TYPE_CODES = { normal: 0, noop: 1, config: 2 } as const satis
 /** Vote refusal codes on the wire; 0 means "no reason given". */
 export const VOTE_REFUSAL_CODES = { term: 1, voted: 2, log: 3, leader: 4, learner: 5 } as const satisfies Record<
   VoteRefusal,
+  number
+>;
+
+/** Snapshot refusal codes on the wire; 0 means "none" (an accepted chunk). */
+export const SNAPSHOT_REFUSAL_CODES = { term: 1, gap: 2, checksum: 3, stale: 4, storage: 5 } as const satisfies Record<
+  SnapshotRefusal,
   number
 >;
 
@@ -118,6 +133,37 @@ const TAG_TO_TYPE: readonly (RaftMessage['type'] | undefined)[] = (() => {
 })();
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
 const REFUSALS: readonly (VoteRefusal | undefined)[] = [undefined, 'term', 'voted', 'log', 'leader', 'learner'];
+const SNAPSHOT_REFUSALS: readonly (SnapshotRefusal | undefined)[] = [undefined, 'term', 'gap', 'checksum', 'stale', 'storage'];
+const SUFFRAGES = [undefined, 'voter', 'learner'] as const;
+const MAX_SERVERS = 0xffff;
+
+/** Validates a server list and returns its encoded size. */
+function measureServers(field: string, list: unknown): number {
+  if (!Array.isArray(list)) throw new CodecError(`${field}: must be an array`);
+  if (list.length > MAX_SERVERS) throw new CodecError(`${field}: ${list.length} servers, at most ${MAX_SERVERS}`);
+  let bytes = 2;
+  for (let k = 0; k < list.length; k++) {
+    const s = list[k] as Server;
+    const f = `${field}[${k}]`;
+    if (typeof s !== 'object' || s === null) throw new CodecError(`${f}: must be an object`);
+    bytes += 1 + encodeId(`${f}.id`, s.id).length;
+    if (typeof s.address !== 'string') throw new CodecError(`${f}.address: must be a string`);
+    if (LONE_SURROGATE.test(s.address)) throw new CodecError(`${f}.address: contains a lone surrogate (not valid UTF-8)`);
+    const address = utf8Encoder.encode(s.address).length;
+    if (address > 0xffff) throw new CodecError(`${f}.address: ${address} bytes is too long`);
+    if (s.suffrage !== undefined && s.suffrage !== 'voter' && s.suffrage !== 'learner') throw new CodecError(`${f}.suffrage: unknown suffrage ${JSON.stringify(String(s.suffrage))}`);
+    if (s.autoPromote !== undefined) checkBool(`${f}.autoPromote`, s.autoPromote);
+    bytes += 2 + address + 2;
+  }
+  return bytes;
+}
+
+/** Validates a configuration and returns its encoded size. */
+function measureConfig(field: string, c: unknown): number {
+  if (typeof c !== 'object' || c === null) throw new CodecError(`${field}: must be an object or null`);
+  const { servers, old } = c as Configuration;
+  return measureServers(`${field}.servers`, servers) + 1 + (old === undefined ? 0 : measureServers(`${field}.old`, old));
+}
 
 function resolveLimits(limits: CodecLimits | undefined): Required<CodecLimits> {
   if (limits === undefined) return DEFAULT_CODEC_LIMITS;
@@ -258,6 +304,38 @@ function measure(m: RaftMessage, i: number, ids: Uint8Array[]): { bytes: number;
       break;
     case 'timeoutNow':
       break;
+    case 'installSnapshot':
+      checkU64(`${at}.snapshotIndex`, m.snapshotIndex);
+      checkU64(`${at}.snapshotTerm`, m.snapshotTerm);
+      checkU64(`${at}.configurationIndex`, m.configurationIndex);
+      checkU64(`${at}.seq`, m.seq);
+      checkU64(`${at}.offset`, m.offset);
+      if (typeof m.checksum !== 'number' || !Number.isInteger(m.checksum) || m.checksum < 0 || m.checksum > 0xffffffff) {
+        throw new CodecError(`${at}.checksum: must be a 32-bit unsigned integer, got ${String(m.checksum)}`);
+      }
+      checkBool(`${at}.done`, m.done);
+      bytes += 5 * 8 + 4 + 1 + 1 + 1 + 4;
+      if (m.size !== null) {
+        checkU64(`${at}.size`, m.size);
+        bytes += 8;
+      }
+      if (m.configuration !== null) bytes += measureConfig(`${at}.configuration`, m.configuration);
+      if (!(m.data instanceof Uint8Array)) throw new CodecError(`${at}.data: must be a Uint8Array`);
+      if (m.data.length >= TWO_POW_32) throw new CodecError(`${at}.data: ${m.data.length} bytes is too long`);
+      bytes += m.data.length;
+      break;
+    case 'installSnapshotResponse':
+      checkU64(`${at}.snapshotIndex`, m.snapshotIndex);
+      checkU64(`${at}.snapshotTerm`, m.snapshotTerm);
+      checkU64(`${at}.seq`, m.seq);
+      checkBool(`${at}.ok`, m.ok);
+      if (m.reason !== null && !Object.hasOwn(SNAPSHOT_REFUSAL_CODES, m.reason)) {
+        throw new CodecError(`${at}.reason: unknown refusal ${JSON.stringify(String(m.reason))}`);
+      }
+      checkU64(`${at}.next`, m.next);
+      checkBool(`${at}.installed`, m.installed);
+      bytes += 3 * 8 + 1 + 1 + 8 + 1;
+      break;
   }
   return { bytes, entries };
 }
@@ -312,6 +390,23 @@ export function encodeFrame(messages: readonly RaftMessage[], limits?: CodecLimi
   const bytes = (b: Uint8Array): void => {
     out.set(b, o);
     o += b.length;
+  };
+  const u16 = (v: number): void => {
+    view.setUint16(o, v);
+    o += 2;
+  };
+  const servers = (list: readonly Server[]): void => {
+    u16(list.length);
+    for (const s of list) {
+      const id = utf8Encoder.encode(s.id);
+      u8(id.length);
+      bytes(id);
+      const address = utf8Encoder.encode(s.address);
+      u16(address.length);
+      bytes(address);
+      u8(s.suffrage === undefined ? 0 : s.suffrage === 'voter' ? 1 : 2);
+      u8(s.autoPromote === undefined ? 0 : s.autoPromote ? 2 : 1);
+    }
   };
   u8(CODEC_VERSION);
   u32(n);
@@ -385,6 +480,41 @@ export function encodeFrame(messages: readonly RaftMessage[], limits?: CodecLimi
         break;
       case 'timeoutNow':
         break;
+      case 'installSnapshot':
+        u64(m.snapshotIndex);
+        u64(m.snapshotTerm);
+        u64(m.configurationIndex);
+        u64(m.seq);
+        u64(m.offset);
+        u32(m.checksum);
+        u8(m.done ? 1 : 0);
+        if (m.size === null) u8(0);
+        else {
+          u8(1);
+          u64(m.size);
+        }
+        if (m.configuration === null) u8(0);
+        else {
+          u8(1);
+          servers(m.configuration.servers);
+          if (m.configuration.old === undefined) u8(0);
+          else {
+            u8(1);
+            servers(m.configuration.old);
+          }
+        }
+        u32(m.data.length);
+        bytes(m.data);
+        break;
+      case 'installSnapshotResponse':
+        u64(m.snapshotIndex);
+        u64(m.snapshotTerm);
+        u64(m.seq);
+        u8(m.ok ? 1 : 0);
+        u8(m.reason === null ? 0 : SNAPSHOT_REFUSAL_CODES[m.reason]);
+        u64(m.next);
+        u8(m.installed ? 1 : 0);
+        break;
     }
   }
   return out;
@@ -430,6 +560,47 @@ class Reader {
     const v = hi * TWO_POW_32 + this.view.getUint32(this.o + 4);
     this.o += 8;
     return v;
+  }
+
+  u16(field: string): number {
+    this.need(field, 2);
+    const v = this.view.getUint16(this.o);
+    this.o += 2;
+    return v;
+  }
+
+  /** A UTF-8 string of `len` bytes (may be empty). */
+  text(field: string, len: number): string {
+    this.need(field, len);
+    const start = this.o;
+    this.o += len;
+    try {
+      return utf8Decoder.decode(this.bytes.subarray(start, start + len));
+    } catch {
+      throw new CodecError(`${field} at offset ${start}: not valid UTF-8`);
+    }
+  }
+
+  servers(field: string): Server[] {
+    const n = this.u16(`${field} count`);
+    const out: Server[] = [];
+    for (let k = 0; k < n; k++) {
+      const f = `${field}[${k}]`;
+      const id = this.id(`${f}.id`);
+      const address = this.text(`${f}.address`, this.u16(`${f}.address length`));
+      const suffrageAt = this.o;
+      const code = this.u8(`${f}.suffrage`);
+      if (code >= SUFFRAGES.length) throw new CodecError(`${f}.suffrage at offset ${suffrageAt}: unknown code ${code}`);
+      const suffrage = SUFFRAGES[code];
+      const promoteAt = this.o;
+      const promote = this.u8(`${f}.autoPromote`);
+      if (promote > 2) throw new CodecError(`${f}.autoPromote at offset ${promoteAt}: unknown code ${promote}`);
+      const server: { id: string; address: string; suffrage?: 'voter' | 'learner'; autoPromote?: boolean } = { id, address };
+      if (suffrage !== undefined) server.suffrage = suffrage;
+      if (promote !== 0) server.autoPromote = promote === 2;
+      out.push(server);
+    }
+    return out;
   }
 
   bool(field: string): boolean {
@@ -605,6 +776,41 @@ export function decodeFrame(bytes: Uint8Array, limits?: CodecLimits): RaftMessag
       case 'timeoutNow':
         out.push({ type, term, from, to });
         break;
+      case 'installSnapshot': {
+        const snapshotIndex = r.u64(`${at}.snapshotIndex`);
+        const snapshotTerm = r.u64(`${at}.snapshotTerm`);
+        const configurationIndex = r.u64(`${at}.configurationIndex`);
+        const seq = r.u64(`${at}.seq`);
+        const offset = r.u64(`${at}.offset`);
+        const checksum = r.u32(`${at}.checksum`);
+        const done = r.bool(`${at}.done`);
+        const size = r.bool(`${at}.hasSize`) ? r.u64(`${at}.size`) : null;
+        let configuration: Configuration | null = null;
+        if (r.bool(`${at}.hasConfig`)) {
+          const servers = r.servers(`${at}.configuration.servers`);
+          configuration = r.bool(`${at}.configuration.hasOld`) ? { servers, old: r.servers(`${at}.configuration.old`) } : { servers };
+        }
+        const lenAt = r.o;
+        const len = r.u32(`${at}.data length`);
+        if (len > r.remaining()) throw new CodecError(`${at}.data length at offset ${lenAt}: ${len} bytes but only ${r.remaining()} remain`);
+        const data = new Uint8Array(bytes.buffer, bytes.byteOffset + r.o, len);
+        r.o += len;
+        out.push({ type, term, from, to, snapshotIndex, snapshotTerm, configuration, configurationIndex, seq, offset, data, checksum, done, size });
+        break;
+      }
+      case 'installSnapshotResponse': {
+        const snapshotIndex = r.u64(`${at}.snapshotIndex`);
+        const snapshotTerm = r.u64(`${at}.snapshotTerm`);
+        const seq = r.u64(`${at}.seq`);
+        const ok = r.bool(`${at}.ok`);
+        const reasonAt = r.o;
+        const code = r.u8(`${at}.reason`);
+        if (code >= SNAPSHOT_REFUSALS.length) throw new CodecError(`${at}.reason at offset ${reasonAt}: unknown refusal code ${code}`);
+        const next = r.u64(`${at}.next`);
+        const installed = r.bool(`${at}.installed`);
+        out.push({ type, term, from, to, snapshotIndex, snapshotTerm, seq, ok, reason: SNAPSHOT_REFUSALS[code] ?? null, next, installed });
+        break;
+      }
     }
   }
   if (r.remaining() !== 0) throw new CodecError(`frame at offset ${r.o}: ${r.remaining()} trailing bytes`);

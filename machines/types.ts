@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { InstallSnapshotRequest, InstallSnapshotResponse } from './snapshot.js';
 
 /** A server's identity, unique for all time within a cluster. */
 export type ServerId = string;
@@ -199,7 +200,7 @@ export interface TimeoutNow extends MessageBase {
   readonly type: 'timeoutNow';
 }
 
-/** Every message a node sends or receives. */
+/** Every message a node sends or receives (the InstallSnapshot pair is defined in `snapshot.ts`). */
 export type RaftMessage =
   | VoteRequest
   | VoteResponse
@@ -209,7 +210,9 @@ export type RaftMessage =
   | HeartbeatResponse
   | ReadIndexRequest
   | ReadIndexResponse
-  | TimeoutNow;
+  | TimeoutNow
+  | InstallSnapshotRequest
+  | InstallSnapshotResponse;
 
 /** The role a node plays (§5.1, thesis §9.6). */
 export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';

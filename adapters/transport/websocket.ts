@@ -114,8 +114,9 @@ export interface WebSocketTransportOptions {
    */
   readonly maxPayloadBytes?: number;
   /**
-   * Backpressure threshold per peer socket, in bytes. Above it, `append`
-   * messages to that peer are dropped (Raft retransmits) while votes,
+   * Backpressure threshold per peer socket, in bytes. Above it, `append` and
+   * `installSnapshot` messages (log entries and snapshot chunks) to that peer
+   * are dropped (Raft and the snapshot sender retransmit) while votes,
    * heartbeats and responses still go; above twice it, everything to that peer
    * is dropped. It also bounds the frames held for a peer while a connection
    * to it is being made. Default 4 MiB.
@@ -1117,9 +1118,10 @@ export class WebSocketTransport implements Transport {
         return;
       }
       if (buffered >= this.#hwm) {
-        const kept = list.filter((m) => m.type !== 'append');
+        // Bulk traffic goes first so heartbeats never wait behind it.
+        const kept = list.filter((m) => m.type !== 'append' && m.type !== 'installSnapshot');
         const dropped = list.length - kept.length;
-        this.#stats.droppedAppends += dropped;
+        for (const m of list) if (m.type === 'append') this.#stats.droppedAppends++;
         this.#stats.droppedMessages += dropped;
         list = kept;
         if (list.length === 0) return;

@@ -9,7 +9,7 @@ import {
 import { seededRandom } from '../../adapters/random.js';
 import type { SeededRandom } from '../../adapters/random.js';
 import { CodecError } from '../../errors.js';
-import type { Configuration, EntryType, LogEntry, RaftMessage, VoteRefusal } from '../../machines/types.js';
+import type { Configuration, EntryType, LogEntry, RaftMessage, Server, VoteRefusal } from '../../machines/types.js';
 import { decodeConfig, encodeConfig } from '../../actors/config.js';
 
 const bytes = (...xs: number[]): Uint8Array => Uint8Array.from(xs);
@@ -73,6 +73,23 @@ function everyMessage(): RaftMessage[] {
     { type: 'readIndexResponse', term: 4, from: 'n1', to: 'n2', requestId: 18, success: false, index: 0 },
     { type: 'timeoutNow', term: 3, from: 'n1', to: 'n3' },
     { type: 'heartbeatResponse', term: 1, from: 'x'.repeat(255), to: 'é'.repeat(127) },
+    {
+      type: 'installSnapshot', term: 4, from: 'n1', to: 'n2', snapshotIndex: 120, snapshotTerm: 3, configurationIndex: 7, seq: 0, offset: 0,
+      configuration: { servers: [{ id: 'n1', address: 'ws://127.0.0.1:7001' }, { id: 'n2', address: 'é', suffrage: 'voter' }, { id: 'n3', address: '', suffrage: 'learner', autoPromote: true }] },
+      data: bytes(1, 2, 3), checksum: 0xffffffff, done: false, size: null,
+    },
+    {
+      type: 'installSnapshot', term: 4, from: 'n1', to: 'n2', snapshotIndex: 120, snapshotTerm: 3, configurationIndex: 7, seq: 1, offset: 0,
+      configuration: { servers: [{ id: 'n1', address: 'a', autoPromote: false }], old: [{ id: 'n2', address: 'b' }] },
+      data: new Uint8Array(0), checksum: 0, done: true, size: 0,
+    },
+    {
+      type: 'installSnapshot', term: 4, from: 'n1', to: 'n2', snapshotIndex: Number.MAX_SAFE_INTEGER, snapshotTerm: 3, configurationIndex: 0, seq: 9,
+      offset: 2 ** 40, configuration: null, data: big.subarray(0, 1000), checksum: 12345, done: true, size: 2 ** 40 + 1000,
+    },
+    { type: 'installSnapshotResponse', term: 4, from: 'n2', to: 'n1', snapshotIndex: 120, snapshotTerm: 3, seq: 2, ok: true, reason: null, next: 300, installed: false },
+    { type: 'installSnapshotResponse', term: 5, from: 'n2', to: 'n1', snapshotIndex: 120, snapshotTerm: 3, seq: 3, ok: false, reason: 'gap', next: 0, installed: false },
+    { type: 'installSnapshotResponse', term: 5, from: 'n2', to: 'n1', snapshotIndex: 120, snapshotTerm: 3, seq: 3, ok: true, reason: null, next: 9, installed: true },
   ];
 }
 
@@ -90,6 +107,48 @@ t.test('every message type round-trips, alone and batched', (t) => {
   t.same(plain(back), plain(all), 'a batch round-trips in order');
   t.ok(Buffer.from(encodeFrame(back)).equals(frame), 'the encoding is canonical');
   t.same(decodeFrame(encodeFrame([])), [], 'an empty frame');
+  t.end();
+});
+
+t.test('InstallSnapshot: malformed fields are refused on encode and on decode, naming the field', (t) => {
+  const chunk = {
+    type: 'installSnapshot', term: 2, from: 'a', to: 'b', snapshotIndex: 5, snapshotTerm: 2, configurationIndex: 1, seq: 0, offset: 0,
+    configuration: { servers: [{ id: 's', address: 'x' }] }, data: bytes(1), checksum: 7, done: false, size: null,
+  } as const;
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['checksum over 32 bits', { ...chunk, checksum: 2 ** 32 }, /message\[0\]\.checksum/],
+    ['negative offset', { ...chunk, offset: -1 }, /message\[0\]\.offset/],
+    ['done not boolean', { ...chunk, done: 1 }, /message\[0\]\.done/],
+    ['data not bytes', { ...chunk, data: [1] }, /message\[0\]\.data/],
+    ['servers not an array', { ...chunk, configuration: { servers: 'x' } }, /configuration\.servers: must be an array/],
+    ['bad suffrage', { ...chunk, configuration: { servers: [{ id: 's', address: 'x', suffrage: 'boss' }] } }, /servers\[0\]\.suffrage/],
+    ['address not a string', { ...chunk, configuration: { servers: [{ id: 's', address: 3 }] } }, /servers\[0\]\.address/],
+    ['empty server id', { ...chunk, configuration: { servers: [{ id: '', address: 'x' }] } }, /servers\[0\]\.id/],
+    [
+      'unknown refusal',
+      { type: 'installSnapshotResponse', term: 2, from: 'b', to: 'a', snapshotIndex: 5, snapshotTerm: 2, seq: 0, ok: false, reason: 'nope', next: 0, installed: false },
+      /message\[0\]\.reason/,
+    ],
+  ];
+  for (const [name, m, re] of bad) t.throws(() => encodeFrame([m as RaftMessage]), { name: 'CodecError', message: re }, name);
+
+  const frame = encodeFrame([chunk]);
+  // Layout after the header (5) and tag/term/ids (1 + 8 + 2 + 2): five u64, checksum u32, done, hasSize, hasConfig, count u16, server...
+  const configAt = 5 + 13 + 40 + 4 + 2;
+  const suffrageAt = configAt + 1 + 2 + 1 + 1 + 2 + 1; // hasConfig, count, id length, id, address length, address
+  const patched = (at: number, v: number): Uint8Array => {
+    const c = frame.slice();
+    c[at] = v;
+    return c;
+  };
+  t.throws(() => decodeFrame(patched(suffrageAt, 3)), { message: /servers\[0\]\.suffrage at offset \d+: unknown code 3/ });
+  t.throws(() => decodeFrame(patched(suffrageAt + 1, 3)), { message: /servers\[0\]\.autoPromote at offset \d+: unknown code 3/ });
+  t.throws(() => decodeFrame(patched(configAt, 2)), { message: /hasConfig at offset \d+: boolean must be 0 or 1/ });
+  t.throws(() => decodeFrame(frame.subarray(0, frame.length - 1)), { message: /data length at offset \d+: 1 bytes but only 0 remain/ });
+  const answer = encodeFrame([{ type: 'installSnapshotResponse', term: 2, from: 'b', to: 'a', snapshotIndex: 5, snapshotTerm: 2, seq: 0, ok: false, reason: 'gap', next: 0, installed: false }]);
+  const badReason = answer.slice();
+  badReason[5 + 13 + 24 + 1] = 6;
+  t.throws(() => decodeFrame(badReason), { message: /reason at offset \d+: unknown refusal code 6/ });
   t.end();
 });
 
@@ -157,7 +216,7 @@ t.test('decoding rejects each kind of bad field, naming field and offset', (t) =
   };
   const cases: Array<[string, Uint8Array, RegExp]> = [
     ['empty input', bytes(), /version at offset 0: needs 1 bytes/],
-    ['wrong version', patch(0, 1), /unsupported codec version 1, expected 2/],
+    ['wrong version', patch(0, 1), new RegExp(`unsupported codec version 1, expected ${CODEC_VERSION}`)],
     ['count past bytes', patch(1, 0, 0, 1, 0), /message count at offset 1: 256 messages cannot fit/],
     ['count past limit', patch(1, 0xff, 0xff, 0xff, 0xff), /exceeds the limit/],
     ['unknown tag', patch(5, 99), /message\[0\]\.type at offset 5: unknown type tag 99/],
@@ -188,8 +247,8 @@ t.test('decoding rejects each kind of bad field, naming field and offset', (t) =
   badSuccess[badSuccess.length - 9] = 7;
   t.throws(() => decodeFrame(badSuccess), { message: /message\[0\]\.success at offset \d+: boolean must be 0 or 1, got 7/ });
   const badTag = encodeFrame([{ type: 'timeoutNow', term: 1, from: 'a', to: 'b' }]);
-  badTag[5] = 12;
-  t.throws(() => decodeFrame(badTag), { message: /unknown type tag 12/ });
+  badTag[5] = 14;
+  t.throws(() => decodeFrame(badTag), { message: /unknown type tag 14/ });
   const resp = encodeFrame([{ type: 'voteResponse', term: 1, from: 'a', to: 'b', granted: false }]);
   const badReason = resp.slice();
   badReason[badReason.length - 1] = 6;
@@ -280,6 +339,26 @@ function randomMessage(r: SeededRandom): RaftMessage {
       return { type, ...base, requestId: randomNumber(r), success: r.chance(0.5), index: randomNumber(r) };
     case 'timeoutNow':
       return { type, ...base };
+    case 'installSnapshot': {
+      const servers = (): Server[] =>
+        Array.from({ length: r.int(0, 3) }, (_, k) => {
+          const s: { id: string; address: string; suffrage?: 'voter' | 'learner'; autoPromote?: boolean } = { id: `${r.pick(ID_POOL)}${k}`, address: r.chance(0.5) ? '' : 'ws://h:1' };
+          if (r.chance(0.5)) s.suffrage = r.chance(0.5) ? 'voter' : 'learner';
+          if (r.chance(0.3)) s.autoPromote = r.chance(0.5);
+          return s;
+        });
+      const configuration = r.chance(0.5) ? null : r.chance(0.5) ? { servers: servers() } : { servers: servers(), old: servers() };
+      const done = r.chance(0.5);
+      return {
+        type, ...base, snapshotIndex: randomNumber(r), snapshotTerm: randomNumber(r), configurationIndex: randomNumber(r), seq: randomNumber(r),
+        offset: randomNumber(r), configuration, data: randomData(r), checksum: r.int(0, 2 ** 32), done, size: done ? randomNumber(r) : null,
+      };
+    }
+    case 'installSnapshotResponse':
+      return {
+        type, ...base, snapshotIndex: randomNumber(r), snapshotTerm: randomNumber(r), seq: randomNumber(r), ok: r.chance(0.5),
+        reason: r.pick([null, 'term', 'gap', 'checksum', 'stale', 'storage'] as const), next: randomNumber(r), installed: r.chance(0.5),
+      };
   }
 }
 
@@ -414,5 +493,5 @@ t.test('configuration entries round-trip, joint ones included: the payload is op
   t.same(entries.map((e) => decodeConfig(e.data)), [plain, jointConfig], 'both configurations decode to what was encoded');
   t.equal(decodeConfig(new TextEncoder().encode('{"servers":[{"id":"a","address":"a"}],"old":[]}')), null, 'a joint half without voters is rejected');
   t.equal(decodeConfig(new TextEncoder().encode('{"servers":[{"id":"a","address":"a","autoPromote":1}]}')), null, 'a bad autoPromote is rejected');
-  t.equal(CODEC_VERSION, 2, 'configuration payloads did not change the frame format');
+  t.equal(CODEC_VERSION, 3, 'configuration payloads did not change the frame format (version 3 added the InstallSnapshot pair)');
 });

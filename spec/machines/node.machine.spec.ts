@@ -159,6 +159,10 @@ function fmt(m: RaftMessage): string {
       return `${head} id=${m.requestId} ${m.success ? `index=${m.index}` : 'refused'}`;
     case 'timeoutNow':
       return head;
+    case 'installSnapshot':
+      return `${head} snapshot=${m.snapshotIndex}/${m.snapshotTerm} seq=${m.seq} offset=${m.offset}${m.done ? ' done' : ''}`;
+    case 'installSnapshotResponse':
+      return `${head} snapshot=${m.snapshotIndex}/${m.snapshotTerm} seq=${m.seq} ${m.ok ? 'ok' : `refused(${m.reason ?? '?'})`} next=${m.next}${m.installed ? ' installed' : ''}`;
   }
 }
 
