@@ -6,8 +6,8 @@
  * schedule of nemeses: kill -9 and restart of one node and of all three,
  * SIGSTOP/SIGCONT of the leader, and partitions through TCP proxies placed
  * between the nodes (spec/support/fault-proxy.ts: each node's peers dial
- * proxies that cut the links crossing the partition, Raft and forwarded HTTP
- * alike). At the end everything is healed, every key is read once more, each
+ * proxies that cut — or hold, then deliver late — the links crossing the
+ * partition, Raft and forwarded HTTP alike). At the end everything is healed, every key is read once more, each
  * key's history is checked for linearizability (spec/support/linearizability.ts),
  * and every acknowledged write to a write-once key is read back.
  *
@@ -310,6 +310,22 @@ t.test('the fault proxy learns who dials and cuts links across the partition', a
   const healed = await dial('a');
   t.match(await healed.echoed, 'forwarded-by: a', 'after healing a gets through again');
   b.socket.destroy();
+
+  // Hold mode: the link stays open, its bytes wait, and arrive after healing.
+  let heard = '';
+  healed.socket.on('data', (d: Buffer) => (heard += d.toString()));
+  net.partition([['a'], ['t', 'b']], 'hold');
+  t.equal(net.holds, 1, 'the open link from a is held');
+  healed.socket.write('ping from a');
+  const b2 = await dial('b');
+  t.match(await b2.echoed, 'forwarded-by: b', 'b gets through meanwhile');
+  t.notMatch(heard, 'ping from a', 'what a sent is held');
+  const delivered = new Promise<void>((r) => healed.socket.on('data', () => heard.includes('ping from a') && r()));
+  net.heal();
+  await delivered;
+  t.match(heard, 'ping from a', 'and delivered after healing');
+  t.equal(net.cuts, 2, 'nothing was cut in hold mode');
+  b2.socket.destroy();
   healed.socket.destroy();
 });
 
@@ -379,8 +395,9 @@ t.test('kv service under kill -9, SIGSTOP and partitions stays linearizable and 
         case 'partition-leader':
         case 'partition-one': {
           const alone = step.nemesis === 'partition-leader' ? await leaderOrAny() : random.pick(IDS);
-          log(`partition ${alone} | ${IDS.filter((id) => id !== alone).join(' ')}`);
-          net.partition([[alone], IDS.filter((id) => id !== alone)]);
+          const mode = random.chance(0.5) ? 'drop' : 'hold';
+          log(`partition (${mode}) ${alone} | ${IDS.filter((id) => id !== alone).join(' ')}`);
+          net.partition([[alone], IDS.filter((id) => id !== alone)], mode);
           await pause(holdMs);
           log('heal');
           net.heal();
@@ -420,13 +437,13 @@ t.test('kv service under kill -9, SIGSTOP and partitions stays linearizable and 
   agent.destroy();
   log(`final reads of ${keys.length} keys`);
   const c = workload.counts;
-  t.comment(`operations: ${workload.history.length} recorded over ${keys.length} keys; writes ok ${c['ok']}, cas failed ${c['fail']}, unknown ${c['unknown']}, not applied ${c['none']}; reads ${c['reads']} (${c['readErrors']} refused); connections cut by partitions: ${net.cuts}`);
+  t.comment(`operations: ${workload.history.length} recorded over ${keys.length} keys; writes ok ${c['ok']}, cas failed ${c['fail']}, unknown ${c['unknown']}, not applied ${c['none']}; reads ${c['reads']} (${c['readErrors']} refused); connections cut by partitions: ${net.cuts}, held: ${net.holds}`);
 
   t.same([...done].sort(), [...NEMESES].sort(), 'every nemesis ran');
   t.same(unread, [], 'every key could be read after healing');
   t.ok((c['ok'] ?? 0) > 100, `enough acknowledged writes to mean something (${c['ok']})`);
   t.ok((c['reads'] ?? 0) > 100, `enough reads to mean something (${c['reads']})`);
-  t.ok(net.cuts > 0, 'the partitions cut connections');
+  t.ok(net.cuts + net.holds > 0, 'the partitions cut or held connections');
 
   const lost = [...workload.acked].filter(([key, value]) => finals.get(key) !== value);
   t.same(lost.map(([key, value]) => `${key}=${value} read ${JSON.stringify(finals.get(key))}`), [], `every acknowledged write-once put (${workload.acked.size}) is there`);

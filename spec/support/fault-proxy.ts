@@ -5,8 +5,10 @@
  * proxies. A proxy learns which node a connection comes from by reading the
  * first bytes the dialer sends — the WebSocket transport's `hello` message,
  * or the kv service's `x-raftchart-forwarded-by` header — and cuts it when
- * the two nodes are on different sides of the current partition. Cut nodes
- * redial; the proxy keeps cutting until the partition heals.
+ * the two nodes are on different sides of the current partition — or, in
+ * `'hold'` mode, stops reading both sides until the partition heals and then
+ * delivers everything late. Cut nodes redial; the proxy keeps cutting (or
+ * holding) until the partition heals.
  *
  * Test utility only; not part of the package.
  *
@@ -68,14 +70,29 @@ interface Link {
   readonly client: Socket;
   readonly upstream: Socket;
   source: string | null | undefined;
+  /** Held by a `'hold'` partition: neither side is read until the partition heals. */
+  held: boolean;
+  /** Bytes of the first message not forwarded yet (a link held as soon as it named its source). */
+  pending: Buffer | null;
 }
+
+/** What a partition does to a link across it: `'drop'` closes it (and every new one), `'hold'` stops its traffic until healing, then delivers it late. */
+export type PartitionMode = 'drop' | 'hold';
 
 /** The switchboard: which pairs of nodes are cut, and the proxies that enforce it. */
 export class FaultNetwork {
   readonly #cut = new Set<string>();
   readonly #proxies: FaultProxy[] = [];
+  #mode: PartitionMode = 'drop';
   /** Connections cut so far (for the test's report). */
   cuts = 0;
+  /** Connections held so far. */
+  holds = 0;
+
+  /** What the current partition does to the links across it. */
+  get mode(): PartitionMode {
+    return this.#mode;
+  }
 
   /** Whether traffic between `a` and `b` (either way) is cut. */
   isCut(a: string, b: string): boolean {
@@ -83,8 +100,9 @@ export class FaultNetwork {
   }
 
   /** Cuts every pair of nodes in different groups (and heals every other pair). */
-  partition(groups: readonly (readonly string[])[]): void {
-    this.#cut.clear();
+  partition(groups: readonly (readonly string[])[], mode: PartitionMode = 'drop'): void {
+    this.heal();
+    this.#mode = mode;
     for (const [i, g] of groups.entries()) {
       for (const h of groups.slice(i + 1)) {
         for (const a of g) for (const b of h) this.#cut.add(a < b ? `${a}|${b}` : `${b}|${a}`);
@@ -93,9 +111,10 @@ export class FaultNetwork {
     for (const p of this.#proxies) p.enforce();
   }
 
-  /** Heals every cut. */
+  /** Heals every cut; held links deliver what they held. */
   heal(): void {
     this.#cut.clear();
+    for (const p of this.#proxies) p.release();
   }
 
   /** Starts a proxy for node `target` on `listenPort`, forwarding to `targetPort` on 127.0.0.1. */
@@ -134,10 +153,32 @@ export class FaultProxy {
     });
   }
 
-  /** Cuts the connections that the current partition forbids. */
+  /** Cuts (or holds) the connections that the current partition forbids. */
   enforce(): void {
     for (const link of this.#links) {
-      if (typeof link.source === 'string' && this.network.isCut(link.source, this.target)) this.#drop(link);
+      if (typeof link.source === 'string' && this.network.isCut(link.source, this.target)) this.#stop(link);
+    }
+  }
+
+  /** Lets held links flow again, delivering what they held. */
+  release(): void {
+    for (const link of this.#links) {
+      if (!link.held) continue;
+      link.held = false;
+      if (link.pending !== null && link.pending.length > 0) link.upstream.write(link.pending);
+      link.pending = null;
+      link.client.resume();
+      link.upstream.resume();
+    }
+  }
+
+  #stop(link: Link): void {
+    if (this.network.mode === 'drop') this.#drop(link);
+    else if (!link.held) {
+      link.held = true;
+      link.client.pause();
+      link.upstream.pause();
+      this.network.holds++;
     }
   }
 
@@ -155,7 +196,7 @@ export class FaultProxy {
 
   #accept(client: Socket): void {
     const upstream = connect(this.targetPort, '127.0.0.1');
-    const link: Link = { client, upstream, source: undefined };
+    const link: Link = { client, upstream, source: undefined, held: false, pending: null };
     this.#links.add(link);
     const forget = (): void => {
       client.destroy();
@@ -170,7 +211,9 @@ export class FaultProxy {
     const relay = (from: Socket, to: Socket, chunk: Buffer): void => {
       if (!to.write(chunk)) {
         from.pause();
-        to.once('drain', () => from.resume());
+        to.once('drain', () => {
+          if (!link.held) from.resume();
+        });
       }
     };
     upstream.on('data', (chunk: Buffer) => relay(upstream, client, chunk));
@@ -190,7 +233,8 @@ export class FaultProxy {
       }
       link.source = who;
       if (who !== null && this.network.isCut(who, this.target)) {
-        this.#drop(link);
+        link.pending = head.subarray(sent);
+        this.#stop(link);
         return;
       }
       if (head.length > sent) relay(client, upstream, head.subarray(sent));
