@@ -139,6 +139,7 @@ export class TransportError extends RaftError {
  *
  * @example
  * ```ts
+ * import { filter, firstValueFrom } from 'rxjs'
  * try { await node.propose(bytes) } catch (e) {
  *   if (e instanceof LeadershipTransferError) await firstValueFrom(node.leader$.pipe(filter((l) => l.leaderId !== node.id)))
  * }

@@ -285,6 +285,7 @@ export interface RaftNode<R = unknown> {
    *
    * @example
    * ```ts
+   * import { filter, firstValueFrom } from 'rxjs'
    * await leader.addVoter('n4', 'ws://127.0.0.1:7004')
    * await firstValueFrom(leader.events$.pipe(filter((e) => e.type === 'learnerPromoted' && e.id === 'n4')))
    * ```

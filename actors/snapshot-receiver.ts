@@ -112,7 +112,7 @@ function malformed(m: InstallSnapshotRequest): string | null {
  * corruption) discards the staging and answers `storage`.
  *
  * @example
- * ```ts
+ * ```text
  * const receiver = new SnapshotReceiver({ id: 'n2', storage, currentTerm: () => term,
  *   restore: (chunks) => stateMachine.restore(chunks) });
  * transport.send(await receiver.handle(request));

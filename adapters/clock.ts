@@ -88,7 +88,8 @@ function fallbackImmediate(fn: () => void): void {
  *
  * @example
  * ```ts
- * const actor = createActor(nodeMachine, { clock: systemClock });
+ * import { createActor } from 'xstate';
+ * const actor = createActor(nodeMachine, { input, clock: systemClock });
  * ```
  */
 export const systemClock: Clock = {

@@ -452,7 +452,7 @@ function pickTarget(ctx: Ctx, wanted: ServerId | null): { target: ServerId } | {
  * @example
  * ```ts
  * import { createActor } from 'xstate'
- * const actor = createActor(nodeMachine.provide({ actions: { send: (_, m) => outbox.push(m) } }),
+ * const actor = createActor(nodeMachine.provide({ actions: { send: (_, m) => outbox.push(...m) } }),
  *   { input, clock })
  * actor.start()
  * actor.send({ type: 'msg.receive', message })

@@ -252,8 +252,8 @@ const responseOf = (event: SnapshotSenderEvent): InstallSnapshotResponse | null 
  * ```ts
  * import { createActor } from 'xstate'
  * const sender = createActor(snapshotSenderMachine.provide({ actions: {
- *   readChunk: (_, intent) => readNext(intent),        // later: sender.send({ type: 'snapshot.chunk', ... })
- *   sendChunk: (_, message) => transport.send(message),
+ *   readChunk: (_, intent) => console.log('read', intent), // then: sender.send({ type: 'snapshot.chunk', ... })
+ *   sendChunk: (_, message) => outbox.push(message),
  * } }), { input: { peerId: 'n2', leaderId: 'n1', term: 3, parent, snapshot }, clock })
  * sender.start()
  * ```

@@ -202,7 +202,7 @@ export function chunkEnd(c: Pick<ChunkInFlight, 'offset' | 'data'>): number {
  * @remarks Invariant kept: the window stays sorted by `seq` and by `offset`.
  *
  * @example
- * ```ts
+ * ```text
  * ackThrough([c(0, 0..10), c(1, 10..20)], 10) // → [c(1, 10..20)]
  * ```
  */
@@ -244,7 +244,7 @@ export function gapResends(window: readonly ChunkInFlight[], next: number, seq: 
  *
  * @example
  * ```ts
- * for await (const { data, last } of chunksOf(stateMachine.snapshotStream(), 256 * 1024)) send(data, last);
+ * for await (const chunk of chunksOf(storage.readSnapshot(), 256 * 1024)) console.log(chunk.data.byteLength);
  * ```
  */
 export async function* chunksOf(

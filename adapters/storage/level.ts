@@ -68,6 +68,7 @@ import { crc32Js, loadCrc32, type Crc32 } from './crc32.js';
  *
  * @example
  * ```ts
+ * import { MemoryLevel } from 'memory-level';
  * new LevelStorage({ path: 'data/n1' });                       // classic-level on disk
  * new LevelStorage({ db: new MemoryLevel() });                 // any abstract-level database
  * new LevelStorage({ db: shared.sublevel('group-7') });        // one store per Raft group

@@ -75,7 +75,7 @@ export interface KvNodeOptions {
   /** Level data directory (ignored when `storage` is given). Default `data/<id>`. */
   readonly data?: string;
   /** Cluster secret of the WebSocket transport (at least 16 bytes). */
-  readonly secret?: string | null;
+  readonly secret?: string | null | undefined;
   /** Run the WebSocket transport without a secret. */
   readonly insecure?: boolean;
   /** WebSocket cluster id. Default `'raftchart-kv'`. */
