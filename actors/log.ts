@@ -31,12 +31,19 @@ export function addTruncation(delta: LogDelta, from: number): void {
 export class RaftLog implements LogView {
   #entries: LogEntry[];
   #first: number;
+  /** Term of entry `#first - 1` (the last one a snapshot covers), 0 before any compaction. */
+  #boundaryTerm: number;
   /** Called with the first removed index whenever entries are truncated (simulation checks use it). */
   onTruncate: ((from: number) => void) | null = null;
 
-  constructor(entries: LogEntry[] = [], firstIndex = 1) {
+  /**
+   * @param boundaryTerm - Term of entry `firstIndex - 1` (the snapshot's last entry) when the log
+   * starts after a compaction; answers `term(firstIndex - 1)` and, while the log is empty, `lastTerm()`.
+   */
+  constructor(entries: LogEntry[] = [], firstIndex = 1, boundaryTerm = 0) {
     this.#entries = entries;
     this.#first = firstIndex;
+    this.#boundaryTerm = firstIndex > 1 ? boundaryTerm : 0;
   }
 
   firstIndex(): number {
@@ -48,12 +55,37 @@ export class RaftLog implements LogView {
   }
 
   lastTerm(): number {
-    return this.#entries[this.#entries.length - 1]?.term ?? 0;
+    return this.#entries[this.#entries.length - 1]?.term ?? this.#boundaryTerm;
   }
 
   term(index: number): number | undefined {
     if (index === 0) return 0;
+    if (index === this.#first - 1) return this.#boundaryTerm;
     return this.#entries[index - this.#first]?.term;
+  }
+
+  /**
+   * Forgets entries up to `upTo` inclusive (a snapshot covers them); `term(upTo)` stays known as
+   * the boundary. Does nothing when `upTo` is below the first index or not held.
+   */
+  compactTo(upTo: number): void {
+    const term = this.term(upTo);
+    if (upTo < this.#first || upTo > this.lastIndex() || term === undefined) return;
+    this.#entries = this.#entries.slice(upTo - this.#first + 1);
+    this.#first = upTo + 1;
+    this.#boundaryTerm = term;
+  }
+
+  /**
+   * After a snapshot at `index`/`term` was installed: keeps the log as it is when it holds
+   * `index` with `term` (§7, as the storage does), else empties it so it restarts after `index`.
+   */
+  installSnapshot(index: number, term: number): void {
+    if (this.term(index) === term) return; // the log connects to the snapshot: kept as it is, as in storage
+    if (index >= this.#first && index <= this.lastIndex()) this.onTruncate?.(index);
+    this.#entries = [];
+    this.#first = index + 1;
+    this.#boundaryTerm = term;
   }
 
   /** The entry at `index`, if held. */

@@ -10,12 +10,14 @@
  * @module
  */
 import { BehaviorSubject, Subject, type Observable, type Subscription } from 'rxjs';
-import { createActor, type Actor, type SnapshotFrom } from 'xstate';
+import { createActor, type Actor, type AnyActorRef, type SnapshotFrom } from 'xstate';
 import { systemClock, type Clock, type TimerHandle } from '../adapters/clock.js';
 import { systemRandom, type Random } from '../adapters/random.js';
-import type { RaftStorage } from '../adapters/storage/storage.js';
+import { crc32Js, loadCrc32, type Crc32 } from '../adapters/storage/crc32.js';
+import { hasSnapshotStore, type RaftStorage, type SnapshotMeta, type SnapshotStore } from '../adapters/storage/storage.js';
 import type { ConnectionEvent, Transport } from '../adapters/transport/transport.js';
 import {
+  CodecError,
   ConfigurationError,
   LeadershipLostError,
   LeadershipTransferError,
@@ -28,7 +30,16 @@ import {
 } from '../errors.js';
 import { isVoterIn, membershipOf, type MembershipChange } from '../machines/membership.js';
 import { nodeMachine, type TransferRefusal } from '../machines/node.machine.js';
-import { replicaMachine, type SendAppendIntent, type SendHeartbeatIntent } from '../machines/replica.machine.js';
+import {
+  replicaMachine,
+  type ReplicaSnapshots,
+  type SendAppendIntent,
+  type SendHeartbeatIntent,
+  type SnapshotProgressIntent,
+  type SnapshotTransfer,
+} from '../machines/replica.machine.js';
+import { snapshotSenderMachine, type ReadChunkIntent, type SnapshotAbortReason, type SnapshotSendResult } from '../machines/snapshot-sender.machine.js';
+import { chunksOf, DEFAULT_SNAPSHOT_CHUNK_BYTES, type InstallSnapshotRequest } from '../machines/snapshot.js';
 import type { Configuration, LogEntry, RaftMessage, ReplicaState, Role, Server, ServerId } from '../machines/types.js';
 import { encodeConfig, latestConfig, sameConfig, serversOf, validateServers } from './config.js';
 import { RaftLog } from './log.js';
@@ -36,6 +47,7 @@ import { Diagnostics, explain, type DiagnosticEvent, type Explanation } from './
 import { isolate, ProgressFeed } from './observe.js';
 import { resolveOptions, type RaftMetricsSink, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
 import { emptyReady, hasWrite, merge, record, type Ready } from './ready.js';
+import { SnapshotReceiver, type SnapshotReceiverObservation } from './snapshot-receiver.js';
 
 /** What `propose` resolves with, once the entry is applied on this node. */
 export interface ProposalResult<R = unknown> {
@@ -61,6 +73,8 @@ export interface ReplicaStatus {
   readonly paused: boolean;
   /** Milliseconds since the last message from it, or `null` if none yet. */
   readonly lastContactMs: number | null;
+  /** In state `snapshot`, while a transfer runs: the snapshot's index, bytes sent and acknowledged, total (`null` until known). Absent otherwise. */
+  readonly snapshot?: SnapshotTransfer;
 }
 
 /** One replica's progress as {@link RaftNode.progress$} publishes it: the peer and its {@link ReplicaStatus}. */
@@ -71,7 +85,13 @@ export interface ReplicaProgress extends ReplicaStatus {
 
 /** Two progress values that differ at most in `lastContactMs` are the same progress. */
 const sameProgress = (a: ReplicaProgress, b: ReplicaProgress): boolean =>
-  a.match === b.match && a.next === b.next && a.state === b.state && a.inflight === b.inflight && a.paused === b.paused;
+  a.match === b.match &&
+  a.next === b.next &&
+  a.state === b.state &&
+  a.inflight === b.inflight &&
+  a.paused === b.paused &&
+  a.snapshot?.sent === b.snapshot?.sent &&
+  a.snapshot?.acked === b.snapshot?.acked;
 
 /** A snapshot of a node's state, for humans and dashboards. */
 export interface RaftStatus {
@@ -144,6 +164,22 @@ export type RaftEvent =
   | { readonly type: 'subscriberFailed'; readonly stream: string; readonly error: unknown }
   /** Votes asked of, granted and refused (with the reason) by this node; a leader's heartbeats failing and resuming per peer. */
   | DiagnosticEvent
+  /** This node took a snapshot of its state machine at `index` (automatically or by `snapshot()`). */
+  | { readonly type: 'snapshotCreated'; readonly index: number; readonly term: number; readonly size: number }
+  /** Taking a snapshot failed (the state machine's `snapshot()` or the storage threw); the node goes on with its log. */
+  | { readonly type: 'snapshotFailed'; readonly index: number; readonly error: unknown }
+  /** Log entries up to `upTo` were discarded after a snapshot; the log now starts at `firstIndex`. */
+  | { readonly type: 'logCompacted'; readonly upTo: number; readonly firstIndex: number }
+  /** Leader: a snapshot transfer to `peer` moved on (`total` is `null` until the whole size is known). */
+  | { readonly type: 'snapshotSending'; readonly peer: ServerId; readonly index: number; readonly bytesSent: number; readonly total: number | null }
+  /** Leader: `peer` installed the snapshot at `index`. */
+  | { readonly type: 'snapshotSent'; readonly peer: ServerId; readonly index: number }
+  /** Leader: a transfer to `peer` ended without the follower installing it; it is retried after its next heartbeat answer. */
+  | { readonly type: 'snapshotAborted'; readonly peer: ServerId; readonly index: number; readonly reason: SnapshotAbortReason }
+  /** Follower: a chunk of the leader's snapshot is durably staged; `bytes` staged so far. */
+  | { readonly type: 'snapshotReceived'; readonly from: ServerId; readonly index: number; readonly bytes: number; readonly total: number | null }
+  /** Follower: a snapshot from the leader was installed and restored into the state machine. */
+  | { readonly type: 'snapshotInstalled'; readonly index: number; readonly term: number; readonly size: number }
   /** The transport's connection to a peer was established, lost, or could not be made (transports with connections, such as the WebSocket transport). */
   | ConnectionEvent;
 
@@ -321,6 +357,26 @@ export interface RaftNode<R = unknown> {
    * @throws As {@link RaftNode.addLearner}; `MembershipError` `noChange`, `lastVoter`, `twoVoters`.
    */
   changeMembership(servers: readonly Server[], options?: MembershipOptions): Promise<MembershipResult>;
+  /**
+   * Takes a snapshot of the state machine now, at the index applied so far, then compacts the log
+   * (keeping `trailingLogs` entries); resolves with the snapshot's metadata.
+   *
+   * @remarks One snapshot at a time: a call while one is being taken resolves with that one; a
+   * call when nothing was applied since the last snapshot resolves with it at once. Applying goes
+   * on while the state machine's content is written (see {@link StateMachine.snapshot}). The node
+   * also snapshots by itself once `snapshotThreshold` entries were applied since the last one.
+   *
+   * @throws `ConfigurationError` when the state machine has no `snapshot()` method, the storage
+   * implements no snapshot store, or nothing was applied yet; the state machine's or the storage's
+   * error when writing the snapshot fails; `ShutdownError` when the node is not running.
+   *
+   * @example
+   * ```ts
+   * const meta = await node.snapshot()
+   * console.log(`snapshot at ${meta.index}, ${meta.size} bytes`)
+   * ```
+   */
+  snapshot(): Promise<SnapshotMeta>;
   /** A synchronous snapshot of the node's state. */
   status(): RaftStatus;
   /**
@@ -523,6 +579,34 @@ class Node<R> implements RaftNode<R> {
   #applied = 0;
   #applyBusy = false;
 
+  /** The storage's snapshot store, when it has one. */
+  readonly #store: (RaftStorage & SnapshotStore) | null;
+  /** The newest snapshot held. */
+  #snapshotMeta: SnapshotMeta | null = null;
+  /** Automatic snapshots count applied entries from here: the last snapshot's index, or the last failed attempt's. */
+  #snapshotBase = 0;
+  /** Its configuration: in effect while the log holds no later configuration entry. */
+  #snapshotConfig: { index: number; config: Configuration } | null = null;
+  /** The snapshot being taken, and who waits for it. */
+  #snapshotting: Promise<SnapshotMeta> | null = null;
+  #snapshotWaiters: Waiter<SnapshotMeta>[] = [];
+  /** Follower: the receiver of InstallSnapshot chunks (one per run), the chunks this turn handed over, and those still being handled. */
+  #receiver: SnapshotReceiver | null = null;
+  #snapshotInbox: InstallSnapshotRequest[] = [];
+  #installing = 0;
+  /** A snapshot is being restored into the state machine: applying waits. */
+  #restoring = false;
+  #idleWaiters: (() => void)[] = [];
+  #crc32: Crc32 = crc32Js;
+  /** Leader: the snapshot reader of each transfer, the peers holding a transfer slot, and transfers waiting for one. */
+  #readers = new Map<ServerId, { readonly self: AnyActorRef; readonly it: AsyncIterator<{ readonly data: Uint8Array; readonly last: boolean }> }>();
+  #slots = new Set<ServerId>();
+  #slotQueue: { readonly self: AnyActorRef; readonly intent: ReadChunkIntent; readonly index: number }[] = [];
+  /** Readies pushed to the write queue, and written, so far (a barrier for snapshot installs and compaction). */
+  #writesQueued = 0;
+  #writesDone = 0;
+  #writeBarriers: { readonly target: number; readonly resolve: () => void }[] = [];
+
   /** This turn's reads, sent as one `client.read` batch. */
   #reads: Waiter<number>[] = [];
   /** Read batches waiting for the leader's confirmation, by batch (request) id. */
@@ -585,6 +669,7 @@ class Node<R> implements RaftNode<R> {
     this.#inspect = options.inspect;
     this.#diagnostics = new Diagnostics(this.id, (event) => this.#events$.next(event));
     this.#metrics = options.metrics;
+    this.#store = hasSnapshotStore(options.storage) ? options.storage : null;
     this.#publishInternals();
   }
 
@@ -613,15 +698,46 @@ class Node<R> implements RaftNode<R> {
     try {
       const stored = await this.#storage.open();
       const entries = stored.lastIndex >= stored.firstIndex ? await this.#storage.entries(stored.firstIndex, stored.lastIndex) : [];
-      this.#log = new RaftLog(entries, stored.firstIndex);
+      this.#log = new RaftLog(entries, stored.firstIndex, stored.boundaryTerm ?? 0);
       this.#publishInternals();
       this.#hardState = { term: stored.hardState.term, votedFor: stored.hardState.votedFor };
+      this.#snapshotMeta = stored.snapshot ?? null;
+      this.#crc32 = await loadCrc32().catch(() => crc32Js);
     } catch (error) {
       this.#state = 'stopped';
       throw error instanceof RaftError ? error : new StorageError(`node ${this.id}: cannot open storage`, { cause: error });
     }
     if ((this.#state as string) === 'stopped') throw new ShutdownError('start');
-    this.#config = latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex());
+    const snap = this.#snapshotMeta;
+    if (snap !== null) {
+      // The state machine starts from the snapshot; the log tail is applied on top of it.
+      this.#snapshotConfig = { index: snap.configurationIndex, config: snap.configuration };
+      try {
+        if (this.#fsm.restore === undefined || this.#store === null) {
+          throw new ConfigurationError('stateMachine', `storage holds a snapshot at ${snap.index}: the state machine needs a restore() method`);
+        }
+        await this.#fsm.restore(this.#store.readSnapshot(snap.index), snap);
+      } catch (error) {
+        this.#state = 'stopped';
+        await this.#storage.close().catch(() => undefined);
+        throw error;
+      }
+      this.#applied = snap.index;
+      this.#commitTarget = snap.index;
+      this.#snapshotBase = snap.index;
+      if ((this.#state as string) === 'stopped') throw new ShutdownError('start');
+    }
+    if (this.#store !== null) {
+      this.#receiver = new SnapshotReceiver({
+        id: this.id,
+        storage: this.#store,
+        currentTerm: () => this.#hardState.term,
+        restore: (chunks, meta) => this.#installed(chunks, meta),
+        observe: (o) => this.#receiverObserved(o),
+        crc32: this.#crc32,
+      });
+    }
+    this.#config = this.#latestConfig();
     const [lo, hi] = this.#opts.electionTimeoutMs;
     const machine = nodeMachine.provide({
       delays: {
@@ -713,12 +829,33 @@ class Node<R> implements RaftNode<R> {
           const request = this.#changeRequests.shift();
           request?.reject(intent.refusal === 'notLeader' ? new NotLeaderError(intent.leaderId) : new MembershipError(intent.refusal, intent.detail));
         },
+        installSnapshot: (_, message) => {
+          if (this.#receiver === null) return; // no snapshot store: the leader's transfer runs out of retries
+          // Appends wait until the install is done (the storage's commit replaces the log); handled after this turn's writes.
+          this.#installing++;
+          this.#snapshotInbox.push(message);
+          this.#scheduleTurn();
+        },
       },
       actors: {
         replica: replicaMachine.provide({
           actions: {
             sendAppend: (_, intent) => this.#sendAppend(intent),
             sendHeartbeat: (_, intent) => this.#sendHeartbeat(intent),
+            snapshotProgress: (_, intent) => this.#snapshotProgress(intent),
+            snapshotFinished: (_, result) => this.#snapshotFinished(result),
+          },
+          actors: {
+            snapshotSender: snapshotSenderMachine.provide({
+              actions: {
+                readChunk: ({ self, context }, intent) => this.#readChunk(self, intent, context.snapshot.index),
+                sendChunk: (_, message) => {
+                  if (this.#metrics?.snapshotBytes !== undefined) this.#measure(() => this.#metrics?.snapshotBytes?.('sent', message.data.length));
+                  record(this.#ready, message);
+                  this.#scheduleTurn();
+                },
+              },
+            }),
           },
         }),
       },
@@ -735,6 +872,8 @@ class Node<R> implements RaftNode<R> {
         preVote: this.#opts.preVote,
         checkQuorum: this.#opts.checkQuorum,
         electionTimeoutMs: lo,
+        commitIndex: this.#applied,
+        snapshots: this.#store === null ? null : this.#snapshotView(),
         heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
         readMode: this.#opts.readMode,
         leaseMs: Math.floor(lo * 0.9),
@@ -777,6 +916,9 @@ class Node<R> implements RaftNode<R> {
     this.#change = null;
     for (const w of this.#changeRequests.splice(0)) w.reject(new ShutdownError('membership change'));
     if (this.#transfer !== null) this.#endTransfer('shutdown');
+    for (const w of this.#snapshotWaiters.splice(0)) w.reject(new ShutdownError('snapshot'));
+    this.#closeReaders();
+    this.#releaseWriteBarriers();
     if (wasStarted) {
       await this.#transport.stop();
       this.#connections?.unsubscribe();
@@ -953,6 +1095,19 @@ class Node<R> implements RaftNode<R> {
     else transfer.waiter.reject(new LeadershipTransferError(transfer.target, `another node took over (${String(this.#leader.leaderId)})`));
   }
 
+  snapshot(): Promise<SnapshotMeta> {
+    if (this.#fsm.snapshot === undefined) return Promise.reject(new ConfigurationError('stateMachine', 'has no snapshot() method: this node cannot take snapshots'));
+    if (this.#store === null) return Promise.reject(new ConfigurationError('storage', 'implements no snapshot store (stageSnapshot, readSnapshot, compact, ...)'));
+    if (this.#state !== 'running') return Promise.reject(new ShutdownError('snapshot'));
+    const current = this.#snapshotMeta;
+    if (this.#snapshotting === null && current !== null && current.index >= this.#applied) return Promise.resolve(current);
+    if (this.#snapshotting === null && this.#applied === 0) return Promise.reject(new ConfigurationError('snapshot', 'nothing applied yet'));
+    return new Promise<SnapshotMeta>((resolve, reject) => {
+      this.#snapshotWaiters.push(new Waiter<SnapshotMeta>(resolve, reject, this.#clearTimer));
+      this.#maybeSnapshot();
+    });
+  }
+
   status(): RaftStatus {
     const snapshot = this.#actor?.getSnapshot();
     const ctx = snapshot?.context;
@@ -1014,20 +1169,23 @@ class Node<R> implements RaftNode<R> {
 
   #replicaStatus(peer: ServerId, r: SnapshotFrom<typeof replicaMachine>, now = this.#clock.now()): ReplicaStatus {
     const contact = this.#lastContact.get(peer);
-    return {
+    const status: ReplicaStatus = {
       match: r.context.match,
       next: r.context.next,
-      state: r.value as ReplicaState,
+      state: (typeof r.value === 'string' ? r.value : Object.keys(r.value)[0]) as ReplicaState,
       inflight: r.context.inflights.count,
       paused: r.context.paused,
       lastContactMs: contact === undefined ? null : now - contact,
     };
+    return r.context.transfer === null ? status : { ...status, snapshot: r.context.transfer };
   }
 
   // ---- the turn ----------------------------------------------------------------------------------
 
   #receive(message: RaftMessage): void {
     if (this.#state !== 'running' || message.to !== this.id) return;
+    // While a snapshot is being installed the log must not change under the storage's commit: the leader resends.
+    if (this.#installing > 0 && message.type === 'append') return;
     const now = this.#clock.now();
     this.#lastContact.set(message.from, now);
     this.#diagnostics.inbound(message, now);
@@ -1099,6 +1257,7 @@ class Node<R> implements RaftNode<R> {
     }
     if (this.#configDirty) this.#refreshConfig();
     this.#flush();
+    if (this.#snapshotInbox.length > 0) this.#handleSnapshotChunks();
     this.#apply();
     this.#releaseWaits();
   }
@@ -1138,7 +1297,24 @@ class Node<R> implements RaftNode<R> {
       return;
     }
     this.#writeQueue.push(r);
+    this.#writesQueued++;
     void this.#pumpWrites();
+  }
+
+  /** Resolves once every write queued so far is done (at once when none is pending). */
+  #afterWrites(): Promise<void> {
+    const target = this.#writesQueued;
+    if (this.#writesDone >= target || this.#state !== 'running') return Promise.resolve();
+    return new Promise<void>((resolve) => this.#writeBarriers.push({ target, resolve }));
+  }
+
+  #releaseWriteBarriers(): void {
+    const stopped = this.#state !== 'running';
+    this.#writeBarriers = this.#writeBarriers.filter((b) => {
+      if (!stopped && b.target > this.#writesDone) return true;
+      b.resolve();
+      return false;
+    });
   }
 
   /** Wraps a proposal's resolve to report its latency to the metrics sink. */
@@ -1169,7 +1345,8 @@ class Node<R> implements RaftNode<R> {
     this.#writing = true;
     try {
       while (this.#writeQueue.length > 0 && this.#state === 'running') {
-        const r = merge(this.#writeQueue.splice(0));
+        const batch = this.#writeQueue.splice(0);
+        const r = merge(batch);
         if (hasWrite(r)) {
           await this.#storage.write({
             ...(r.hardState === null ? {} : { hardState: r.hardState }),
@@ -1177,6 +1354,8 @@ class Node<R> implements RaftNode<R> {
             entries: r.delta.entries,
           });
         }
+        this.#writesDone += batch.length;
+        if (this.#writeBarriers.length > 0) this.#releaseWriteBarriers();
         if (this.#state !== 'running') return;
         if (r.afterSync.length > 0) this.#send(r.afterSync);
         for (const f of r.synced) f();
@@ -1191,6 +1370,7 @@ class Node<R> implements RaftNode<R> {
       this.#fail(error instanceof StorageError ? error : new StorageError(`node ${this.id}: storage write failed`, { cause: error }));
     } finally {
       this.#writing = false;
+      if (this.#state !== 'running') this.#releaseWriteBarriers();
     }
   }
 
@@ -1230,8 +1410,11 @@ class Node<R> implements RaftNode<R> {
 
   /** Applies committed entries in index order; resolves proposals made here. */
   #apply(): void {
-    if (this.#applyBusy) return;
+    if (this.#applyBusy || this.#restoring) return;
+    const threshold = this.#opts.snapshotThreshold;
     while (this.#applied < this.#commitTarget && this.#state === 'running') {
+      // Between two applies: the state is exactly that of `#applied`, the moment to capture a snapshot.
+      if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0) this.#maybeSnapshot();
       const entry = this.#log.entry(this.#applied + 1);
       if (entry === undefined) return;
       if (entry.type !== 'normal') {
@@ -1261,6 +1444,7 @@ class Node<R> implements RaftNode<R> {
       this.#applied = entry.index;
       this.#settle(entry, result);
     }
+    if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0) this.#maybeSnapshot();
   }
 
   /** A configuration entry was applied: the client change it ends (if this leader appended it) settles. */
@@ -1277,6 +1461,10 @@ class Node<R> implements RaftNode<R> {
     if (this.#state !== 'running') return;
     this.#applied = entry.index;
     this.#settle(entry, value);
+    if (this.#restoring) {
+      for (const f of this.#idleWaiters.splice(0)) f();
+      return;
+    }
     this.#apply();
     this.#releaseWaits();
   }
@@ -1287,6 +1475,241 @@ class Node<R> implements RaftNode<R> {
     this.#pending.delete(entry.index);
     if (pending.term === entry.term) pending.resolve({ index: entry.index, term: entry.term, result });
     else pending.reject(new LeadershipLostError(entry.index));
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------------
+
+  /** Starts taking a snapshot when one is due or asked for, the apply is between entries and none is being taken. */
+  #maybeSnapshot(): void {
+    if (this.#snapshotting !== null || this.#restoring || this.#applyBusy || this.#state !== 'running') return;
+    const store = this.#store;
+    const take = this.#fsm.snapshot;
+    if (store === null || take === undefined) return;
+    const index = this.#applied;
+    const term = this.#log.term(index);
+    const config = this.#configAt(index);
+    if (index === 0 || term === undefined || config === null || index <= (this.#snapshotMeta?.index ?? 0)) {
+      // Nothing new to capture: waiters get the current snapshot (or learn there is none).
+      const current = this.#snapshotMeta;
+      for (const w of this.#snapshotWaiters.splice(0)) {
+        if (current !== null) w.resolve(current);
+        else w.reject(new ConfigurationError('snapshot', 'nothing applied yet'));
+      }
+      return;
+    }
+    let content: Promise<Uint8Array | AsyncIterable<Uint8Array>>;
+    try {
+      // Called between two applies: the state machine captures its state now (see StateMachine.snapshot).
+      content = Promise.resolve(take.call(this.#fsm));
+    } catch (error) {
+      content = Promise.reject(error);
+    }
+    const run = this.#writeSnapshot(store, content, { index, term, configuration: config.config, configurationIndex: config.index });
+    this.#snapshotting = run;
+    run.then(
+      (meta) => {
+        this.#snapshotting = null;
+        for (const w of this.#snapshotWaiters.splice(0)) w.resolve(meta);
+        this.#scheduleTurn();
+      },
+      (error: unknown) => {
+        this.#snapshotting = null;
+        this.#snapshotBase = Math.max(this.#snapshotBase, index);
+        if (this.#state === 'running') this.#events$.next({ type: 'snapshotFailed', index, error });
+        for (const w of this.#snapshotWaiters.splice(0)) w.reject(error);
+        // Automatic snapshots wait for the next threshold's worth of entries after a failure.
+      },
+    );
+  }
+
+  /** Stages the content, makes it current, compacts the log keeping `trailingLogs` entries. */
+  async #writeSnapshot(
+    store: RaftStorage & SnapshotStore,
+    content: Promise<Uint8Array | AsyncIterable<Uint8Array>>,
+    descriptor: { index: number; term: number; configuration: Configuration; configurationIndex: number },
+  ): Promise<SnapshotMeta> {
+    const data = await content;
+    if (!(data instanceof Uint8Array) && (typeof data !== 'object' || data === null || typeof (data as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function')) {
+      throw new ConfigurationError('stateMachine.snapshot()', 'must resolve with a Uint8Array or an AsyncIterable<Uint8Array>');
+    }
+    // The log entries up to the snapshot must be in storage before its commit (which keeps a log that holds them).
+    await this.#afterWrites();
+    this.#requireRunning('snapshot');
+    const staging = await store.stageSnapshot(descriptor);
+    let meta: SnapshotMeta;
+    try {
+      for await (const { data: chunk } of chunksOf(data instanceof Uint8Array ? [data] : data, DEFAULT_SNAPSHOT_CHUNK_BYTES)) {
+        if (chunk.length > 0) await staging.append(chunk);
+      }
+      meta = await staging.commit();
+    } catch (error) {
+      await staging.discard().catch(() => undefined);
+      throw error;
+    }
+    this.#requireRunning('snapshot');
+    if (meta.index > (this.#snapshotMeta?.index ?? 0)) {
+      this.#snapshotBase = Math.max(this.#snapshotBase, meta.index);
+      this.#snapshotMeta = meta;
+      this.#snapshotConfig = { index: meta.configurationIndex, config: meta.configuration };
+    }
+    this.#events$.next({ type: 'snapshotCreated', index: meta.index, term: meta.term, size: meta.size });
+    const upTo = meta.index - this.#opts.trailingLogs;
+    if (upTo >= this.#log.firstIndex() && this.#log.term(upTo) !== undefined) {
+      await store.compact(upTo);
+      this.#requireRunning('snapshot');
+      const before = this.#log.firstIndex();
+      this.#log.compactTo(upTo);
+      if (this.#log.firstIndex() > before) this.#events$.next({ type: 'logCompacted', upTo, firstIndex: this.#log.firstIndex() });
+    }
+    return meta;
+  }
+
+  /** What the replicas may send: the newest snapshot held. */
+  #snapshotView(): ReplicaSnapshots {
+    return {
+      latest: () => {
+        const m = this.#snapshotMeta;
+        return m === null ? null : { index: m.index, term: m.term, configuration: m.configuration, configurationIndex: m.configurationIndex, size: m.size };
+      },
+    };
+  }
+
+  /** Leader: the sender `self` asks for its next chunk. The first chunk of a transfer waits for a slot (`maxConcurrentSnapshots`). */
+  #readChunk(self: AnyActorRef, intent: ReadChunkIntent, index: number): void {
+    const peer = intent.peerId;
+    if (intent.seq === 0 || !this.#readers.has(peer)) {
+      this.#dropReader(peer);
+      if (!this.#slots.has(peer)) {
+        // Slots of transfers that ended without a word (their replica was stopped) are freed here.
+        for (const holder of this.#slots) if (this.#readers.get(holder)?.self.getSnapshot().status !== 'active') this.#releaseSlot(holder, false);
+        if (this.#slots.size >= this.#opts.maxConcurrentSnapshots) {
+          this.#slotQueue.push({ self, intent, index });
+          return;
+        }
+        this.#slots.add(peer);
+      }
+      const store = this.#store;
+      if (store === null) {
+        self.send({ type: 'snapshot.readFailed', error: new ConfigurationError('storage', 'implements no snapshot store') });
+        return;
+      }
+      this.#readers.set(peer, { self, it: chunksOf(store.readSnapshot(index), intent.maxBytes)[Symbol.asyncIterator]() });
+    }
+    const reader = this.#readers.get(peer);
+    if (reader === undefined) return;
+    reader.it.next().then(
+      (r) => {
+        if (this.#readers.get(peer) !== reader || reader.self.getSnapshot().status !== 'active') return;
+        if (r.done === true) reader.self.send({ type: 'snapshot.readFailed', error: new StorageError('snapshot ended early') });
+        else reader.self.send({ type: 'snapshot.chunk', data: r.value.data, checksum: this.#crc32(r.value.data) >>> 0, last: r.value.last });
+      },
+      (error: unknown) => {
+        if (this.#readers.get(peer) === reader && reader.self.getSnapshot().status === 'active') reader.self.send({ type: 'snapshot.readFailed', error });
+      },
+    );
+  }
+
+  #dropReader(peer: ServerId): void {
+    const reader = this.#readers.get(peer);
+    if (reader === undefined) return;
+    this.#readers.delete(peer);
+    void reader.it.return?.().catch(() => undefined);
+  }
+
+  /** Frees `peer`'s transfer slot and starts the oldest waiting transfer that is still live. */
+  #releaseSlot(peer: ServerId, startNext = true): void {
+    this.#dropReader(peer);
+    if (!this.#slots.delete(peer) || !startNext) return;
+    while (this.#slotQueue.length > 0) {
+      const waiting = this.#slotQueue.shift();
+      if (waiting === undefined) break;
+      if (waiting.self.getSnapshot().status !== 'active') continue;
+      this.#readChunk(waiting.self, waiting.intent, waiting.index);
+      break;
+    }
+  }
+
+  /** Leadership ended: every transfer stops. */
+  #closeReaders(): void {
+    for (const peer of [...this.#readers.keys()]) this.#dropReader(peer);
+    this.#slots.clear();
+    this.#slotQueue = [];
+  }
+
+  #snapshotProgress(p: SnapshotProgressIntent): void {
+    this.#events$.next({ type: 'snapshotSending', peer: p.peerId, index: p.index, bytesSent: p.sent, total: p.total });
+  }
+
+  #snapshotFinished(result: SnapshotSendResult): void {
+    this.#releaseSlot(result.peerId);
+    if (result.outcome === 'sent') this.#events$.next({ type: 'snapshotSent', peer: result.peerId, index: result.index });
+    else this.#events$.next({ type: 'snapshotAborted', peer: result.peerId, index: result.index, reason: result.reason ?? 'aborted' });
+  }
+
+  /** Follower: hands this turn's chunks to the receiver once the writes before them are done; sends each answer. */
+  #handleSnapshotChunks(): void {
+    const receiver = this.#receiver;
+    const chunks = this.#snapshotInbox;
+    this.#snapshotInbox = [];
+    if (receiver === null) return;
+    const barrier = this.#afterWrites();
+    for (const m of chunks) {
+      if (m.snapshotIndex <= this.#applied && m.term >= this.#hardState.term) {
+        // This node already applied past the snapshot (those entries are committed): installing it would roll the state back.
+        this.#installing--;
+        record(this.#ready, {
+          type: 'installSnapshotResponse', term: this.#hardState.term, from: this.id, to: m.from, snapshotIndex: m.snapshotIndex,
+          snapshotTerm: m.snapshotTerm, seq: m.seq, ok: false, reason: 'stale', next: 0, installed: false,
+        });
+        this.#scheduleTurn();
+        continue;
+      }
+      barrier
+        .then(() => (this.#state === 'running' ? receiver.handle(m) : null))
+        .then(
+          (answer) => {
+            this.#installing--;
+            if (answer === null || this.#state !== 'running') return;
+            record(this.#ready, answer);
+            this.#scheduleTurn();
+          },
+          (error: unknown) => {
+            this.#installing--;
+            if (error instanceof CodecError) return; // a malformed chunk changes nothing; the sender retries or gives up
+            this.#fail(error);
+          },
+        );
+    }
+  }
+
+  #receiverObserved(o: SnapshotReceiverObservation): void {
+    if (o.type !== 'snapshot.received') return;
+    const from = this.#leader.leaderId ?? '';
+    this.#events$.next({ type: 'snapshotReceived', from, index: o.index, bytes: o.bytes, total: o.total });
+  }
+
+  /** Follower: the storage made the leader's snapshot current; mirror it in memory and restore the state machine from it. */
+  async #installed(chunks: AsyncIterable<Uint8Array>, meta: SnapshotMeta): Promise<void> {
+    this.#log.installSnapshot(meta.index, meta.term);
+    this.#snapshotMeta = meta;
+    this.#snapshotBase = Math.max(this.#snapshotBase, meta.index);
+    this.#snapshotConfig = { index: meta.configurationIndex, config: meta.configuration };
+    this.#restoring = true;
+    try {
+      if (this.#applyBusy) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      if (this.#fsm.restore === undefined) throw new ConfigurationError('stateMachine', 'has no restore() method: it cannot install a snapshot from the leader');
+      await this.#fsm.restore(chunks, meta);
+    } finally {
+      this.#restoring = false;
+    }
+    // The state is now that of `meta.index`; entries kept after it are applied on top.
+    this.#applied = meta.index;
+    if (meta.index > this.#commitTarget) this.#commitTarget = meta.index;
+    if (this.#state !== 'running') return;
+    this.#actor?.send({ type: 'snapshot.installed', index: meta.index });
+    this.#events$.next({ type: 'snapshotInstalled', index: meta.index, term: meta.term, size: meta.size });
+    this.#configDirty = true;
+    this.#scheduleTurn();
   }
 
   // ---- observation -------------------------------------------------------------------------------
@@ -1304,7 +1727,10 @@ class Node<R> implements RaftNode<R> {
     if (role !== this.#role) {
       const was = this.#role;
       this.#role = role;
-      if (was === 'leader') this.#loseLeadership(ctx.commitIndex);
+      if (was === 'leader') {
+        this.#loseLeadership(ctx.commitIndex);
+        this.#closeReaders();
+      }
       if (was === 'leader' || role === 'leader') this.#diagnostics.resetLeadership();
       if (role === 'leader') this.#roundSentAt.clear();
       this.#role$.next(role);
@@ -1359,10 +1785,22 @@ class Node<R> implements RaftNode<R> {
     }
   }
 
+  /** The configuration in effect: the latest in the log, else the snapshot's. */
+  #latestConfig(): { index: number; config: Configuration } | null {
+    return latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex()) ?? this.#snapshotConfig;
+  }
+
+  /** The configuration in effect at `index` (at or below the last index): for a snapshot taken there. */
+  #configAt(index: number): { index: number; config: Configuration } | null {
+    const inLog = latestConfig((i) => this.#log.entry(i), index, this.#log.firstIndex());
+    if (inLog !== null) return inLog;
+    return this.#snapshotConfig !== null && this.#snapshotConfig.index <= index ? this.#snapshotConfig : null;
+  }
+
   /** Rescans the log for the latest configuration (after a follower append or a truncation) and adopts it. */
   #refreshConfig(): void {
     this.#configDirty = false;
-    const latest = latestConfig((i) => this.#log.entry(i), this.#log.lastIndex(), this.#log.firstIndex());
+    const latest = this.#latestConfig();
     if (latest?.index === this.#config?.index && sameConfig(latest?.config ?? null, this.#config?.config ?? null)) return;
     this.#setConfig(latest, true);
   }

@@ -6,7 +6,7 @@
 import type { InspectionEvent } from 'xstate';
 import type { Clock } from '../adapters/clock.js';
 import type { Random } from '../adapters/random.js';
-import type { RaftStorage } from '../adapters/storage/storage.js';
+import type { RaftStorage, SnapshotMeta } from '../adapters/storage/storage.js';
 import type { Transport } from '../adapters/transport/transport.js';
 import { ConfigurationError } from '../errors.js';
 import type { ReadMode } from '../machines/node.machine.js';
@@ -30,10 +30,37 @@ export interface AppliedEntry {
 export interface StateMachine<R = unknown> {
   /** Applies one committed entry. Must be deterministic. A throw is reported on `events$` and the entry counts as applied with an `undefined` result. */
   apply(entry: AppliedEntry): R | Promise<R>;
-  /** Serializes the state (used by the snapshot issue). */
-  snapshot?(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
-  /** Replaces the state from a snapshot (used by the snapshot issue). */
-  restore?(chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  /**
+   * Serializes the state, for a snapshot. Optional: a node whose state machine has no `snapshot()`
+   * never snapshots and never compacts its log (a follower of it that falls behind catches up from
+   * the log).
+   *
+   * @remarks The node calls it between two applies, so the state at that moment is exactly that
+   * of the last applied entry, and **keeps applying** while the returned promise settles and its
+   * content is written. The contract: capture the state synchronously, during the call — return
+   * the bytes, or a promise/iterable over a frozen copy or a persistent (immutable) structure —
+   * never an iterable that reads the live state later. The content may be bytes or an
+   * `AsyncIterable<Uint8Array>` of any number of pieces; its total size need not be known in
+   * advance. A throw (or rejection) is reported as `snapshotFailed` on `events$`; the node goes on.
+   *
+   * @example
+   * ```ts
+   * snapshot: () => {
+   *   const copy = new Map(state) // synchronous copy: applying may go on
+   *   return Promise.resolve(new TextEncoder().encode(JSON.stringify([...copy])))
+   * }
+   * ```
+   */
+  snapshot?(): Promise<Uint8Array | AsyncIterable<Uint8Array>> | Uint8Array | AsyncIterable<Uint8Array>;
+  /**
+   * Replaces the whole state with a snapshot's content (`chunks`, in order; the same bytes
+   * `snapshot()` produced, possibly cut differently); `meta` says which entries it covers
+   * (`meta.index`: the next entry applied is after it). Called at start when the storage holds a
+   * snapshot (before the log tail is applied), and on a follower that installs a snapshot from
+   * its leader (no entry is applied meanwhile). Required as soon as a snapshot exists: a node that
+   * must install one without it stops with a `fatal` event (at start, `start()` rejects).
+   */
+  restore?(chunks: AsyncIterable<Uint8Array>, meta: SnapshotMeta): Promise<void>;
 }
 
 /**
@@ -71,10 +98,15 @@ export interface RaftNodeOptions<R = unknown> {
   readonly preVote?: boolean;
   /** Leader steps down without quorum contact; followers ignore disruptive votes. Default true. */
   readonly checkQuorum?: boolean;
-  /** Entries applied since the last snapshot that trigger a new one (snapshot issue). Default 8192. */
+  /**
+   * A snapshot is taken once this many entries were applied since the last one (when the state
+   * machine has `snapshot()` and the storage a snapshot store). Default 8192.
+   */
   readonly snapshotThreshold?: number;
-  /** Entries kept after a snapshot (snapshot issue). Default 10240. */
+  /** Entries kept in the log below a new snapshot's index (so slightly lagging followers catch up from the log). Default 10240. */
   readonly trailingLogs?: number;
+  /** Leader: snapshot transfers streaming at once; further followers that need one wait for a slot. Default 2. */
+  readonly maxConcurrentSnapshots?: number;
   /**
    * How the leader confirms linearizable reads (`readIndex()`, thesis §6.4). Default `'readIndex'`:
    * every batch of reads costs one heartbeat round to a quorum.
@@ -127,6 +159,7 @@ export interface ResolvedOptions {
   readonly readMode: ReadMode;
   readonly snapshotThreshold: number;
   readonly trailingLogs: number;
+  readonly maxConcurrentSnapshots: number;
   readonly proposalTimeoutMs: number;
   readonly promotionThreshold: number;
   readonly maxProposalBytes: number;
@@ -138,7 +171,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'id', 'stateMachine', 'storage', 'transport', 'electionTimeoutMs', 'heartbeatIntervalMs', 'preVote',
-  'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'proposalTimeoutMs', 'promotionThreshold', 'maxProposalBytes',
+  'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'maxConcurrentSnapshots', 'proposalTimeoutMs', 'promotionThreshold', 'maxProposalBytes',
   'maxInflightMessages', 'maxInflightBytes', 'maxEntriesPerMessage', 'maxBytesPerMessage', 'clock', 'random', 'inspect', 'metrics',
 ]);
 
@@ -229,6 +262,7 @@ export function resolveOptions(options: RaftNodeOptions<unknown>): ResolvedOptio
     readMode,
     snapshotThreshold: int('snapshotThreshold', options.snapshotThreshold, 8192, 1),
     trailingLogs: int('trailingLogs', options.trailingLogs, 10240, 0),
+    maxConcurrentSnapshots: int('maxConcurrentSnapshots', options.maxConcurrentSnapshots, 2, 1, 1024),
     proposalTimeoutMs: int('proposalTimeoutMs', options.proposalTimeoutMs, 10_000, 1),
     promotionThreshold: int('promotionThreshold', options.promotionThreshold, 1024, 0),
     maxProposalBytes: int('maxProposalBytes', options.maxProposalBytes, 8 * 1024 * 1024, 0, 1024 * 1024 * 1024),

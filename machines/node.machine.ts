@@ -74,7 +74,9 @@ import {
   replicaMachine,
   type ReplicaLimits,
   type ReplicaProgressEvent,
+  type ReplicaSnapshots,
 } from './replica.machine.js';
+import type { InstallSnapshotRequest, InstallSnapshotResponse } from './snapshot.js';
 import { decideVote, type VoteDecision } from './vote.js';
 import type {
   AppendRequest,
@@ -128,6 +130,10 @@ export interface NodeInput {
   readonly readMode?: ReadMode;
   /** Lease length for `readMode: 'lease'`; must stay below the minimum election timeout. Default `0.9 * electionTimeoutMs`. */
   readonly leaseMs?: number;
+  /** Index known committed at start: the restored snapshot's. Default 0. */
+  readonly commitIndex?: number;
+  /** The leader's snapshots, handed to each replica (for followers that need compacted entries). Default none. */
+  readonly snapshots?: ReplicaSnapshots | null;
 }
 
 /** How a leader confirms reads: a heartbeat round per batch, or a lease (thesis §6.4.1). */
@@ -217,6 +223,8 @@ export interface NodeContext {
   readonly electionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   readonly limits: ReplicaLimits;
+  /** See {@link NodeInput.snapshots}. */
+  readonly snapshots: ReplicaSnapshots | null;
   readonly readMode: ReadMode;
   readonly leaseMs: number;
   /** Leader: heartbeat rounds sent in this term (the last round's number). */
@@ -257,7 +265,9 @@ export type RoutedEvent =
   | { readonly type: 'msg.heartbeatResponse'; readonly message: HeartbeatResponse }
   | { readonly type: 'msg.readIndex'; readonly message: ReadIndexRequest }
   | { readonly type: 'msg.readIndexResponse'; readonly message: ReadIndexResponse }
-  | { readonly type: 'msg.timeoutNow'; readonly message: TimeoutNow };
+  | { readonly type: 'msg.timeoutNow'; readonly message: TimeoutNow }
+  | { readonly type: 'msg.installSnapshot'; readonly message: InstallSnapshotRequest }
+  | { readonly type: 'msg.installSnapshotResponse'; readonly message: InstallSnapshotResponse };
 
 /** Events the node machine accepts. */
 export type NodeEvent =
@@ -283,6 +293,8 @@ export type NodeEvent =
   | { readonly type: 'client.transfer'; readonly target: ServerId | null; readonly timeoutMs?: number }
   /** Internal (raised by the leader): a quorum confirmed a round; the lease restarts. */
   | { readonly type: 'lease.renew' }
+  /** A snapshot covering entries up to `index` was installed here (they are committed). */
+  | { readonly type: 'snapshot.installed'; readonly index: number }
   | ReplicaProgressEvent;
 
 /** Intent: follower appends `entries` after `prevIndex`, truncating only a conflicting suffix (§5.3). */
@@ -503,6 +515,8 @@ export const nodeMachine = setup({
     appendConfig: (_: unknown, _intent: AppendConfigIntent) => {},
     /** Intent: refuse a membership change request. */
     refuseChange: (_: unknown, _intent: RefuseChangeIntent) => {},
+    /** Intent: follower hands a snapshot chunk to its receiver (which answers it once staged, §7). */
+    installSnapshot: (_: unknown, _message: InstallSnapshotRequest) => {},
 
     /** Re-raises a gated message for the active role. */
     route: raise(({ event }) => {
@@ -513,7 +527,7 @@ export const nodeMachine = setup({
     adoptTerm: assign(({ event }) => {
       const m = msgOf(event);
       if (m === undefined) return {};
-      const leading = m.type === 'append' || m.type === 'heartbeat';
+      const leading = m.type === 'append' || m.type === 'heartbeat' || m.type === 'installSnapshot';
       return { term: m.term, votedFor: null, leaderId: leading ? m.from : null };
     }),
     /** Term gate: a message from an older term gets our term back, so a stale leader or candidate steps down. */
@@ -527,6 +541,19 @@ export const nodeMachine = setup({
       else if (m.type === 'vote') reply = { ...base, type: 'voteResponse', granted: false, reason: 'term' };
       else if (m.type === 'preVote') reply = { ...base, type: 'preVoteResponse', granted: false, reason: 'term' };
       else if (m.type === 'readIndex') reply = { ...base, type: 'readIndexResponse', requestId: m.requestId, success: false, index: 0 };
+      else if (m.type === 'installSnapshot') {
+        reply = {
+          ...base,
+          type: 'installSnapshotResponse',
+          snapshotIndex: m.snapshotIndex,
+          snapshotTerm: m.snapshotTerm,
+          seq: m.seq,
+          ok: false,
+          reason: 'term',
+          next: 0,
+          installed: false,
+        };
+      }
       if (reply !== null) enqueue({ type: 'send', params: [reply] });
     }),
     answerVote: enqueueActions(({ context, event, enqueue }) => {
@@ -631,7 +658,17 @@ export const nodeMachine = setup({
         replicas[peer] = spawn('replica', {
           id: `replica:${peer}`,
           systemId: `replica:${peer}`,
-          input: { peerId: peer, parent: self, log: context.log, next, commit: context.commitIndex, term: context.term, ...context.limits },
+          input: {
+            peerId: peer,
+            parent: self,
+            log: context.log,
+            next,
+            commit: context.commitIndex,
+            term: context.term,
+            leaderId: context.id,
+            snapshots: context.snapshots,
+            ...context.limits,
+          },
         });
       }
       return { replicas };
@@ -804,6 +841,7 @@ export const nodeMachine = setup({
       if (ref === undefined) return;
       if (event.type === 'msg.appendResponse') enqueue.sendTo(ref, { type: 'replica.appendResponse', message: event.message });
       else if (event.type === 'msg.heartbeatResponse') enqueue.sendTo(ref, { type: 'replica.heartbeatResponse' });
+      else if (event.type === 'msg.installSnapshotResponse') enqueue.sendTo(ref, { type: 'replica.snapshotResponse', message: event.message });
     }),
     recordProgress: assign(({ context, event }) => {
       if (event.type === 'replica.progress') {
@@ -955,7 +993,8 @@ export const nodeMachine = setup({
       return true;
     },
     isLeaderMessage: ({ event }) =>
-      event.type === 'msg.receive' && (event.message.type === 'append' || event.message.type === 'heartbeat'),
+      event.type === 'msg.receive' &&
+      (event.message.type === 'append' || event.message.type === 'heartbeat' || event.message.type === 'installSnapshot'),
     grantsVote: ({ context, event }) => event.type === 'msg.vote' && voteDecision(context, event.message).granted,
     isVoter: ({ context }) => isVoterIn(context, context.id),
     usesPreVote: ({ context }) => context.preVote,
@@ -985,7 +1024,7 @@ export const nodeMachine = setup({
     term: input.term,
     votedFor: input.votedFor,
     leaderId: null,
-    commitIndex: 0,
+    commitIndex: input.commitIndex ?? 0,
     ...configFields(input.config ?? configOfIds(input.voters, input.learners), input.configIndex ?? 0),
     promotionThreshold: input.promotionThreshold ?? 1024,
     votes: {},
@@ -997,6 +1036,7 @@ export const nodeMachine = setup({
     electionTimeoutMs: input.electionTimeoutMs,
     heartbeatIntervalMs: input.heartbeatIntervalMs,
     limits: input.limits,
+    snapshots: input.snapshots ?? null,
     readMode: input.readMode ?? 'readIndex',
     leaseMs: input.leaseMs ?? Math.floor(input.electionTimeoutMs * 0.9),
     ...freshLeaderState(),
@@ -1026,6 +1066,9 @@ export const nodeMachine = setup({
     'msg.readIndex': { actions: 'refuseReadIndex' },
     'msg.readIndexResponse': { actions: 'takeReadIndex' },
     'config.changed': { actions: 'adoptConfig' },
+    'snapshot.installed': {
+      actions: assign(({ context, event }) => (event.type === 'snapshot.installed' && event.index > context.commitIndex ? { commitIndex: event.index } : {})),
+    },
     'client.membership': { actions: 'refuseChangeNotLeader' },
     // Bootstrap writes the first configuration at term 1 on a node with no state (the actor checks).
     'client.bootstrap': {
@@ -1048,6 +1091,11 @@ export const nodeMachine = setup({
       on: {
         'msg.append': { target: '.led', reenter: true, actions: ['setLeader', 'acceptAppend'] },
         'msg.heartbeat': { target: '.led', reenter: true, actions: ['setLeader', 'acceptHeartbeat'] },
+        'msg.installSnapshot': {
+          target: '.led',
+          reenter: true,
+          actions: ['setLeader', { type: 'installSnapshot', params: ({ event }) => (event as { message: InstallSnapshotRequest }).message }],
+        },
         'msg.vote': [{ guard: 'grantsVote', target: 'follower', reenter: true, actions: 'answerVote' }, { actions: 'answerVote' }],
         'client.campaign': [
           { guard: and(['isVoter', 'usesPreVote']), target: 'preCandidate' },
@@ -1099,6 +1147,7 @@ export const nodeMachine = setup({
         'leader.appendConfig': { actions: 'appendConfigEntry' },
         'client.transfer': [{ guard: 'canTransfer', target: '.transfer.transferring', actions: 'startTransfer' }, { actions: 'refuseTransfer' }],
         'msg.appendResponse': { actions: ['markActive', 'forwardToReplica'] },
+        'msg.installSnapshotResponse': { actions: ['markActive', 'forwardToReplica'] },
         'msg.heartbeatResponse': { actions: ['markActive', 'forwardToReplica', 'recordBeat', 'maybeRenewLease', 'processReads'] },
         'replica.progress': { actions: ['recordProgress', 'advanceCommit', 'processReads', 'maybeTimeoutNow'] },
         'storage.synced': { actions: ['recordProgress', 'advanceCommit', 'processReads', 'maybeTimeoutNow'] },

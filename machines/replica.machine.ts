@@ -9,15 +9,50 @@
  *   conflict hint, at most one probe per heartbeat when unanswered.
  * - `replicate`: the match point is known; appends stream optimistically,
  *   `next` runs ahead of `match`, bounded by the {@link Inflights} window.
- * - `snapshot`: the entries the follower needs were compacted; a snapshot
- *   transfer is under way (filled in by the snapshot issue).
+ * - `snapshot`: the entries the follower needs were compacted; a
+ *   {@link snapshotSenderMachine} child streams the leader's latest snapshot
+ *   (`sending`), and the replica returns to `probe` from just after the
+ *   snapshot once the follower installed it. A transfer that aborts waits
+ *   (`waiting`) for the follower's next heartbeat answer, then probes again
+ *   (and so starts a new transfer if the entries are still compacted).
  *
  * @module
  */
 import { assign, enqueueActions, sendTo, setup, type AnyActorRef } from 'xstate';
 import { Inflights } from './inflights.js';
 import { nextAfterConflict } from './log-matching.js';
+import type { InstallSnapshotResponse, SnapshotSenderLimits } from './snapshot.js';
+import {
+  snapshotSenderMachine,
+  type SnapshotFinishedEvent,
+  type SnapshotProgressEvent,
+  type SnapshotSendResult,
+  type SnapshotSendSource,
+} from './snapshot-sender.machine.js';
 import type { AppendResponse, LogView, ServerId } from './types.js';
+
+/**
+ * What a leader can send a follower that needs compacted entries: a read-only view of its
+ * snapshot store.
+ */
+export interface ReplicaSnapshots {
+  /** The newest snapshot held, or `null` when none is. Read, never changed, by the machine. */
+  readonly latest: () => SnapshotSendSource | null;
+  /** Limits of each transfer (validated by the caller); missing fields take the sender's defaults. */
+  readonly limits?: Partial<SnapshotSenderLimits>;
+}
+
+/** Progress of a snapshot transfer to the follower, while the replica is in `snapshot`. */
+export interface SnapshotTransfer {
+  /** Index of the snapshot being sent. */
+  readonly index: number;
+  /** Bytes sent (each counted once). */
+  readonly sent: number;
+  /** Bytes the follower durably holds. */
+  readonly acked: number;
+  /** Total size, `null` until known. */
+  readonly total: number | null;
+}
 
 /** Flow-control limits for one follower. */
 export interface ReplicaLimits {
@@ -45,6 +80,10 @@ export interface ReplicaInput extends ReplicaLimits {
   readonly commit: number;
   /** The leader's term; fixed for the replica's life. */
   readonly term: number;
+  /** The leader's id (the `from` of snapshot chunks). Default `''`: snapshots then carry no sender. */
+  readonly leaderId?: ServerId;
+  /** The leader's snapshots; without them a follower that needs compacted entries waits in `snapshot`. */
+  readonly snapshots?: ReplicaSnapshots | null;
 }
 
 /**
@@ -75,6 +114,10 @@ export interface ReplicaContext extends ReplicaLimits {
   readonly matchAtLastBeat: number | null;
   /** Appends sent and not acknowledged. */
   readonly inflights: Inflights;
+  readonly leaderId: ServerId;
+  readonly snapshots: ReplicaSnapshots | null;
+  /** In `snapshot.sending`: how far the transfer got; `null` otherwise. */
+  readonly transfer: SnapshotTransfer | null;
 }
 
 /** Events a replica machine accepts (all sent by its leader). */
@@ -82,7 +125,11 @@ export type ReplicaEvent =
   | { readonly type: 'replica.entries'; readonly commit: number }
   | { readonly type: 'replica.heartbeat'; readonly commit: number; readonly round: number }
   | { readonly type: 'replica.appendResponse'; readonly message: AppendResponse }
-  | { readonly type: 'replica.heartbeatResponse' };
+  | { readonly type: 'replica.heartbeatResponse' }
+  | { readonly type: 'replica.snapshotResponse'; readonly message: InstallSnapshotResponse }
+  /** From the snapshot sender child. */
+  | SnapshotProgressEvent
+  | SnapshotFinishedEvent;
 
 /** Reported to the leader whenever `match` advances. */
 export interface ReplicaProgressEvent {
@@ -107,6 +154,11 @@ export interface SendHeartbeatIntent {
   readonly to: ServerId;
   readonly commit: number;
   readonly round: number;
+}
+
+/** Intent (observation): a snapshot transfer to `peerId` moved on. */
+export interface SnapshotProgressIntent extends SnapshotTransfer {
+  readonly peerId: ServerId;
 }
 
 type Ctx = ReplicaContext;
@@ -149,7 +201,22 @@ export const replicaMachine = setup({
     events: {} as ReplicaEvent,
     input: {} as ReplicaInput,
   },
+  actors: { snapshotSender: snapshotSenderMachine },
   actions: {
+    /** Placeholder (observation): a snapshot transfer moved on. */
+    snapshotProgress: (_: unknown, _intent: SnapshotProgressIntent) => {},
+    /** Placeholder (observation): a snapshot transfer ended, either way. */
+    snapshotFinished: (_: unknown, _result: SnapshotSendResult) => {},
+    /** The follower installed the snapshot (or holds a newer one): it matches up to its index. */
+    recordSnapshotMatch: assign(({ context, event }) => {
+      const out = (event as { output?: SnapshotSendResult }).output;
+      if (out === undefined) return {};
+      const match = Math.max(context.match, out.index);
+      return { match, next: Math.max(context.next, match + 1), paused: false };
+    }),
+    recordTransfer: assign(({ event }) =>
+      event.type === 'snapshot.progress' ? { transfer: { index: event.index, sent: event.sent, acked: event.acked, total: event.total } } : {},
+    ),
     /** Placeholder: the node actor records the append into the turn's Ready. */
     sendAppend: (_: unknown, _intent: SendAppendIntent) => {},
     /** Placeholder: the node actor records the heartbeat into the turn's Ready. */
@@ -207,6 +274,12 @@ export const replicaMachine = setup({
     lagsBehind: ({ context }) => context.match < context.log.lastIndex(),
     isStuck: ({ context }) => context.inflights.count > 0 && context.match === context.matchAtLastBeat,
     needsSnapshot: ({ context }) => context.log.term(context.next - 1) === undefined,
+    hasSnapshot: ({ context }) => context.snapshots?.latest() != null,
+    /** The transfer ended with the follower holding the snapshot (installed now, or a newer one already). */
+    delivered: ({ event }) => {
+      const out = (event as { output?: SnapshotSendResult }).output;
+      return out !== undefined && (out.outcome === 'sent' || out.reason === 'stale');
+    },
   },
 }).createMachine({
   id: 'replica',
@@ -225,6 +298,9 @@ export const replicaMachine = setup({
     maxInflightBytes: input.maxInflightBytes,
     maxEntriesPerMessage: input.maxEntriesPerMessage,
     maxBytesPerMessage: input.maxBytesPerMessage,
+    leaderId: input.leaderId ?? '',
+    snapshots: input.snapshots ?? null,
+    transfer: null,
   }),
   initial: 'probe',
   on: {
@@ -276,8 +352,56 @@ export const replicaMachine = setup({
       },
     },
     snapshot: {
-      // Filled in by the snapshot issue: a snapshot-sender child streams the
-      // snapshot, and this state returns to `probe` when the follower confirms.
+      initial: 'starting',
+      exit: assign({ transfer: null }),
+      on: { 'replica.entries': { actions: 'rememberCommit' } },
+      states: {
+        starting: { always: [{ guard: 'hasSnapshot', target: 'sending' }, { target: 'waiting' }] },
+        sending: {
+          invoke: {
+            id: 'sender',
+            src: 'snapshotSender',
+            input: ({ context, self }) => ({
+              peerId: context.peerId,
+              leaderId: context.leaderId,
+              term: context.term,
+              parent: self,
+              snapshot: context.snapshots?.latest() as SnapshotSendSource,
+              ...(context.snapshots?.limits === undefined ? {} : { limits: context.snapshots.limits }),
+            }),
+            onDone: [
+              {
+                guard: 'delivered',
+                target: '#replica.probe',
+                actions: ['recordSnapshotMatch', 'reportProgress', { type: 'snapshotFinished', params: ({ event }) => event.output }],
+              },
+              { target: 'waiting', actions: { type: 'snapshotFinished', params: ({ event }) => event.output } },
+            ],
+          },
+          on: {
+            'replica.snapshotResponse': {
+              actions: sendTo('sender', ({ event }) => ({ type: 'snapshot.response' as const, message: (event as { message: InstallSnapshotResponse }).message })),
+            },
+            'snapshot.progress': {
+              actions: [
+                'recordTransfer',
+                {
+                  type: 'snapshotProgress',
+                  params: ({ context, event }) => ({
+                    peerId: context.peerId,
+                    index: event.index,
+                    sent: event.sent,
+                    acked: event.acked,
+                    total: event.total,
+                  }),
+                },
+              ],
+            },
+          },
+        },
+        /** The last transfer aborted: try again once the follower answers a heartbeat. */
+        waiting: { on: { 'replica.heartbeatResponse': { target: '#replica.probe' } } },
+      },
     },
   },
 });

@@ -87,7 +87,9 @@ function replica(log: TermLog, opts: { next: number; commit?: number; limits?: P
     line(): string {
       const c = snapshot.context;
       const paused = snapshot.value === 'probe' && c.paused ? ' paused' : '';
-      return `${String(snapshot.value)} match=${c.match} next=${c.next}${paused} inflight=${c.inflights.count}/${c.maxInflight} bytes=${c.inflights.bytes} commit=${c.commit}`;
+      const v = snapshot.value;
+      const state = typeof v === 'string' ? v : Object.entries(v).map(([k, sub]) => `${k}.${String(sub)}`).join(',');
+      return `${state} match=${c.match} next=${c.next}${paused} inflight=${c.inflights.count}/${c.maxInflight} bytes=${c.inflights.bytes} commit=${c.commit}`;
     },
   };
 }
@@ -245,10 +247,10 @@ t.test('a compacted prev entry → snapshot', async (t) => {
   const r = replica(new TermLog([2, 3, 3, 3], 10, 5, 2), { next: 8 });
   t.same(r.first, ['append to=b term=3 prev=7/3 last=8 commit=0']);
   t.same(r.send(refuse(7, 0, 3)), [], 'the follower needs index 3, which is gone');
-  t.equal(r.line(), 'snapshot match=0 next=3 inflight=0/3 bytes=0 commit=0');
+  t.equal(r.line(), 'snapshot.waiting match=0 next=3 inflight=0/3 bytes=0 commit=0', 'no snapshot to send: it waits');
 
   const atSpawn = replica(new TermLog([2, 3], 10, 5, 2), { next: 2 });
   t.same(atSpawn.first, []);
-  t.match(atSpawn.line(), /^snapshot /, 'spawned already behind the compaction point');
+  t.match(atSpawn.line(), /^snapshot\.waiting /, 'spawned already behind the compaction point');
   t.same(replica(new TermLog([2, 3], 10, 5, 2), { next: 5 }).first, ['append to=b term=3 prev=4/2 last=6 commit=0'], 'the boundary entry itself still probes');
 });
