@@ -10,6 +10,7 @@
 import t, { type Test } from 'tap';
 import { nodeInternals, type RaftEvent, type RaftNode } from '../../actors/node.actor.js';
 import type { MemoryStorage } from '../../adapters/storage/memory.js';
+import { runChaos } from './harness/chaos.js';
 import { SimCluster } from './harness/cluster.js';
 
 const THRESHOLD = 20;
@@ -263,4 +264,20 @@ t.test('node.snapshot() on demand: resolves with the snapshot, joins one in prog
   await plain.start();
   const solo = await plain.waitLeader();
   await t.rejects(solo.snapshot(), { name: 'ConfigurationError', message: /snapshot\(\) method/ }, 'a state machine without snapshot()');
+});
+
+t.test('random fault schedules with snapshots on keep every safety property and lose no acknowledged write', async (t) => {
+  const n = Number(process.env.SNAPSHOT_SIM_SEEDS ?? 30);
+  let restores = 0;
+  let acks = 0;
+  for (let seed = 1; seed <= n; seed++) {
+    try {
+      const report = await runChaos({ seed, snapshots: { threshold: 16, trailing: 4 } });
+      restores += report.restores;
+      acks += report.acks;
+    } catch (error) {
+      t.fail(error instanceof Error ? error.message : String(error));
+    }
+  }
+  t.ok(restores > 0, `${restores} state machine restores from snapshots over ${n} seeds (${acks} acknowledged writes)`);
 });
