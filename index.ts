@@ -114,6 +114,7 @@ export {
   MESSAGE_TYPE_CODES,
   ENTRY_TYPE_CODES,
   VOTE_REFUSAL_CODES,
+  SNAPSHOT_REFUSAL_CODES,
   DEFAULT_CODEC_LIMITS,
   MAX_ID_BYTES,
   type CodecLimits,
@@ -161,6 +162,9 @@ export {
   type ReplicaInput,
   type ReplicaLimits,
   type ReplicaProgressEvent,
+  type ReplicaSnapshots,
+  type SnapshotTransfer,
+  type SnapshotProgressIntent,
   type SendAppendIntent,
   type SendHeartbeatIntent,
 } from './machines/replica.machine.js';
