@@ -1,0 +1,132 @@
+/**
+ * The node's snapshot options and a node over LevelStorage taking snapshots,
+ * compacting, and restarting from its snapshot plus the log tail (real disk,
+ * real time on a single voter: waits are on events, bounded).
+ */
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { filter, firstValueFrom, timeout } from 'rxjs';
+import { createRaftNode, type RaftEvent, type RaftNode } from '../../actors/node.actor.js';
+import { resolveOptions, type RaftNodeOptions, type StateMachine } from '../../actors/options.js';
+import { LevelStorage } from '../../adapters/storage/level.js';
+import type { SnapshotMeta } from '../../adapters/storage/storage.js';
+import { MemoryStorage } from '../../adapters/storage/memory.js';
+import { MemoryNetwork } from '../../adapters/transport/memory.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const base = (): RaftNodeOptions => ({ id: 'n1', stateMachine: { apply: () => undefined }, storage: new MemoryStorage(), transport: new MemoryNetwork().transport('n1') });
+
+t.test('snapshot options are validated, naming the option', async (t) => {
+  const o = resolveOptions(base());
+  t.same([o.snapshotThreshold, o.trailingLogs, o.maxConcurrentSnapshots], [8192, 10240, 2], 'defaults');
+  t.throws(() => resolveOptions({ ...base(), maxConcurrentSnapshots: 0 }), { name: 'ConfigurationError', option: 'maxConcurrentSnapshots', message: /\[1, 1024\]/ });
+  t.throws(() => resolveOptions({ ...base(), snapshotThreshold: 0 }), { name: 'ConfigurationError', option: 'snapshotThreshold' });
+  t.throws(() => resolveOptions({ ...base(), trailingLogs: -1 }), { name: 'ConfigurationError', option: 'trailingLogs' });
+});
+
+/** A map of values by index: snapshot() copies synchronously; restore() records what it got. */
+function store(): StateMachine<string> & { values: Map<number, string>; restoredAt: SnapshotMeta[]; appliedAfterRestore: number[] } {
+  const values = new Map<number, string>();
+  const restoredAt: SnapshotMeta[] = [];
+  const appliedAfterRestore: number[] = [];
+  return {
+    values,
+    restoredAt,
+    appliedAfterRestore,
+    apply(entry) {
+      const v = decoder.decode(entry.data);
+      values.set(entry.index, v);
+      if (restoredAt.length > 0) appliedAfterRestore.push(entry.index);
+      return v;
+    },
+    snapshot() {
+      return Promise.resolve(encoder.encode(JSON.stringify([...values])));
+    },
+    async restore(chunks, meta) {
+      const parts: Uint8Array[] = [];
+      for await (const c of chunks) parts.push(c);
+      values.clear();
+      for (const [k, v] of JSON.parse(decoder.decode(Buffer.concat(parts))) as [number, string][]) values.set(k, v);
+      restoredAt.push(meta);
+    },
+  };
+}
+
+async function leading(node: RaftNode<string>): Promise<void> {
+  await firstValueFrom(node.role$.pipe(filter((r) => r === 'leader'), timeout(10_000)));
+}
+
+t.test('over LevelStorage: snapshots and compaction as entries apply, then a restart from snapshot plus tail', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'raftchart-snap-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const network = new MemoryNetwork();
+  const options = { id: 'n1', electionTimeoutMs: [20, 40] as const, heartbeatIntervalMs: 5, snapshotThreshold: 10, trailingLogs: 3 };
+
+  const fsm = store();
+  const storage = new LevelStorage({ path: dir });
+  const node = createRaftNode<string>({ ...options, stateMachine: fsm, storage, transport: network.transport('n1') });
+  const events: RaftEvent[] = [];
+  node.events$.subscribe((e) => events.push(e));
+  await node.start();
+  await node.bootstrap([{ id: 'n1', address: 'n1' }]);
+  await leading(node);
+  for (let k = 0; k < 35; k++) await node.propose(encoder.encode(`v${k}`));
+  const meta = await node.snapshot();
+  t.equal(meta.index, node.status().appliedIndex, 'snapshot() at the applied index');
+  const created = events.filter((e) => e.type === 'snapshotCreated');
+  t.ok(created.length >= 3, `${created.length} snapshots created (threshold 10, plus the one asked for)`);
+  t.ok(events.some((e) => e.type === 'logCompacted'), 'the log was compacted');
+  t.ok(storage.snapshots().length <= 2, 'at most keepSnapshots (2) snapshots kept');
+  const lastIndex = node.status().lastLogIndex;
+  // A few entries after the snapshot: the tail a restart must apply on top of it.
+  for (let k = 35; k < 38; k++) await node.propose(encoder.encode(`v${k}`));
+  await node.stop();
+
+  const again = store();
+  const restarted = createRaftNode<string>({ ...options, stateMachine: again, storage: new LevelStorage({ path: dir }), transport: network.transport('n1') });
+  await restarted.start();
+  t.equal(again.restoredAt[0]?.index, meta.index, 'start() restored the snapshot before anything else');
+  t.equal(again.restoredAt.length, 1, 'once');
+  t.ok(again.values.size >= 35, `the state came back from the snapshot (${again.values.size} values)`);
+  await leading(restarted);
+  const r = await restarted.propose(encoder.encode('after'));
+  t.ok(r.index > lastIndex + 3, `the next index ${r.index} is above the last one before the stop`);
+  t.same(again.appliedAfterRestore.slice(0, 3), [meta.index + 1, meta.index + 2, meta.index + 3], 'the tail applied on top of the restored state, in order');
+  t.ok(again.appliedAfterRestore.every((i) => i > meta.index), 'nothing at or below the snapshot was applied again');
+  const all = [...again.values.values()];
+  for (let k = 0; k < 38; k++) if (!all.includes(`v${k}`)) t.fail(`v${k} lost`);
+  t.ok(all.includes('after'));
+  await restarted.stop();
+});
+
+t.test('a node without snapshot support never snapshots; a snapshot in storage needs restore()', async (t) => {
+  const network = new MemoryNetwork();
+  const storage = new MemoryStorage();
+  const fsm = store();
+  const node = createRaftNode<string>({ id: 'n1', electionTimeoutMs: [20, 40], heartbeatIntervalMs: 5, snapshotThreshold: 2, stateMachine: fsm, storage, transport: network.transport('n1') });
+  await node.start();
+  await node.bootstrap([{ id: 'n1', address: 'n1' }]);
+  await leading(node);
+  for (let k = 0; k < 5; k++) await node.propose(encoder.encode(`v${k}`));
+  await node.snapshot();
+  t.ok(storage.snapshots().length > 0, 'a snapshot is stored');
+  await node.stop();
+  const bare = createRaftNode<string>({ id: 'n1', stateMachine: { apply: (e) => decoder.decode(e.data) }, storage, transport: network.transport('n1') });
+  await t.rejects(bare.start(), { name: 'ConfigurationError', option: 'stateMachine', message: /needs a restore\(\) method/ });
+
+  const plain = createRaftNode<string>({ id: 'n2', electionTimeoutMs: [20, 40], heartbeatIntervalMs: 5, snapshotThreshold: 1, stateMachine: { apply: (e) => decoder.decode(e.data) }, storage: new MemoryStorage(), transport: network.transport('n2') });
+  const events: RaftEvent[] = [];
+  plain.events$.subscribe((e) => events.push(e));
+  await plain.start();
+  await plain.bootstrap([{ id: 'n2', address: 'n2' }]);
+  await leading(plain);
+  for (let k = 0; k < 5; k++) await plain.propose(encoder.encode(`p${k}`));
+  t.notOk(events.some((e) => e.type === 'snapshotCreated' || e.type === 'logCompacted'), 'no snapshot without StateMachine.snapshot');
+  await t.rejects(plain.snapshot(), { name: 'ConfigurationError', message: /no snapshot\(\) method/ });
+  await plain.stop();
+  await t.rejects(node.snapshot(), { name: 'ShutdownError' }, 'a stopped node');
+});
