@@ -8,7 +8,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request, Agent } from 'node:http';
+import { cp, mkdir, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Run from sources (under tap's TypeScript loader) or compiled (`npm run bench:kv`): the CLI runs the same way. */
@@ -100,14 +102,14 @@ export abstract class ProcessCluster implements Cluster {
     });
   }
 
-  protected abstract command(id: string): { cmd: string; args: string[]; env?: NodeJS.ProcessEnv };
+  protected abstract command(id: string): { cmd: string; args: string[]; env?: NodeJS.ProcessEnv; cwd?: string };
   protected abstract ready(id: string, log: string): boolean;
   protected abstract leaderOf(member: Member): Promise<string | null>;
 
   /** Spawns member `id`; resolves when its output says it is ready. */
   protected async spawnMember(id: string, timeoutMs: number): Promise<void> {
-    const { cmd, args, env } = this.command(id);
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { cmd, args, env, cwd } = this.command(id);
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd === undefined ? {} : { cwd }) });
     const entry = { child: child as ChildProcess | null, log: '', exited: Promise.resolve() };
     LIVE.add(child);
     entry.exited = new Promise<void>((resolve) => child.once('exit', () => {
@@ -199,6 +201,22 @@ export abstract class ProcessCluster implements Cluster {
   }
 }
 
+/**
+ * Copies the TypeScript sources the `raftchart` CLI runs from (and links `node_modules`) into
+ * `dir`, and returns the path of its `bin/raftchart.ts`. Members started from the copy all run
+ * the code as it was when the copy was made, even if the checkout changes meanwhile (another
+ * edit half-written when a member restarts would otherwise make it fail to load).
+ */
+export async function copySources(dir: string): Promise<string> {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  await mkdir(dir, { recursive: true });
+  for (const entry of ['index.ts', 'errors.ts', 'machines', 'actors', 'adapters', 'examples', 'bin', 'tsconfig.json', 'package.json']) {
+    await cp(join(root, entry), join(dir, entry), { recursive: true, filter: (src) => !src.includes('node_modules') });
+  }
+  await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  return join(dir, 'bin', 'raftchart.ts');
+}
+
 /** Addresses of one raftchart kv node: where it listens, and where its peers reach it (a proxy, in chaos tests). */
 export interface KvNodeSpec {
   readonly id: string;
@@ -218,6 +236,13 @@ export class RaftchartCluster extends ProcessCluster {
   readonly #peers: string;
   /** Extra arguments of `node` for every member started from now on (e.g. `--cpu-prof`). */
   nodeArgs: readonly string[] = [];
+  /**
+   * The `raftchart` entry point members run, and their working directory. Default: this
+   * checkout's (`bin/raftchart.ts` from sources, `dist/bin/raftchart.js` compiled). A test may
+   * point them at a copy of the sources taken when it starts (see {@link copySources}).
+   */
+  cli: string = CLI;
+  cwd: string | undefined = undefined;
 
   constructor(
     readonly nodes: readonly KvNodeSpec[],
@@ -237,14 +262,14 @@ export class RaftchartCluster extends ProcessCluster {
     return new RaftchartCluster(nodes, dataDir, extraArgs);
   }
 
-  protected command(id: string): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
+  protected command(id: string): { cmd: string; args: string[]; env: NodeJS.ProcessEnv; cwd?: string } {
     const n = this.nodes.find((x) => x.id === id) as KvNodeSpec;
     return {
       cmd: process.execPath,
       args: [
         ...LOADER,
         ...this.nodeArgs,
-        CLI,
+        this.cli,
         'kv',
         '--id', id,
         '--peers', this.#peers,
@@ -254,6 +279,7 @@ export class RaftchartCluster extends ProcessCluster {
         ...this.extraArgs,
       ],
       env: { RAFTCHART_SECRET: 'raftchart-bench-and-chaos-secret' },
+      ...(this.cwd === undefined ? {} : { cwd: this.cwd }),
     };
   }
 

@@ -24,7 +24,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seededRandom, type SeededRandom } from '../../adapters/random.js';
-import { RaftchartCluster, freePorts, pause, type KvNodeSpec } from '../../bench/kv/clusters.js';
+import { RaftchartCluster, copySources, freePorts, pause, type KvNodeSpec } from '../../bench/kv/clusters.js';
 import { FaultNetwork, identifyForwardedHttp, identifyWebSocketHello } from '../support/fault-proxy.js';
 import { checkKv, type KvOp, type KvValue } from '../support/linearizability.js';
 
@@ -243,6 +243,9 @@ async function setup(t: Test): Promise<{ cluster: RaftchartCluster; net: FaultNe
     await net.proxy(n.id, n.peerHttpPort as number, n.httpPort, identifyForwardedHttp);
   }
   const cluster = new RaftchartCluster(nodes, root, ['--request-timeout-ms', '3000']);
+  // The nodes run a copy of the sources taken now: every restart runs the same code.
+  cluster.cli = await copySources(join(root, 'src'));
+  cluster.cwd = join(root, 'src');
   t.teardown(async () => {
     await cluster.stop();
     await net.close();
