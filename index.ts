@@ -32,7 +32,7 @@ export {
 } from './actors/node.actor.js';
 export { recoverCluster, type RecoveryResult } from './actors/recover.js';
 export { explain, Diagnostics, type DiagnosticEvent, type Explanation, type ExplainFacts, type VoteAnswer } from './actors/diagnostics.js';
-export type { RaftNodeOptions, RaftMetricsSink, StateMachine, AppliedEntry } from './actors/options.js';
+export type { RaftNodeOptions, RaftMetricsSink, StateMachine, AppliedEntry, ReloadableOptions } from './actors/options.js';
 export {
   RaftError,
   NotLeaderError,

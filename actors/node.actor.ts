@@ -45,7 +45,7 @@ import { encodeConfig, latestConfig, sameConfig, serversOf, validateServers } fr
 import { RaftLog } from './log.js';
 import { Diagnostics, explain, type DiagnosticEvent, type Explanation } from './diagnostics.js';
 import { isolate, ProgressFeed } from './observe.js';
-import { resolveOptions, type RaftMetricsSink, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
+import { reloadOptions, resolveOptions, type ReloadableOptions, type RaftMetricsSink, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
 import { emptyReady, hasWrite, merge, record, type Ready } from './ready.js';
 import { SnapshotReceiver, type SnapshotReceiverObservation } from './snapshot-receiver.js';
 
@@ -377,6 +377,21 @@ export interface RaftNode<R = unknown> {
    * ```
    */
   snapshot(): Promise<SnapshotMeta>;
+  /**
+   * Changes tunables of the running node: `snapshotThreshold` (from the next applied entry),
+   * `trailingLogs` (from the next compaction) and `maxConcurrentSnapshots` (transfers waiting for a
+   * slot start at once when it grows; running ones are not stopped when it shrinks). Options not
+   * given keep their value.
+   *
+   * @throws `ConfigurationError` naming an option that is unknown, not reloadable, or out of bounds
+   * (nothing changes then).
+   *
+   * @example
+   * ```ts
+   * node.reloadConfig({ snapshotThreshold: 100_000, trailingLogs: 50_000 })
+   * ```
+   */
+  reloadConfig(options: ReloadableOptions): void;
   /** A synchronous snapshot of the node's state. */
   status(): RaftStatus;
   /**
@@ -558,7 +573,7 @@ class Node<R> implements RaftNode<R> {
   readonly #transport: Transport;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #opts: ResolvedOptions;
+  #opts: ResolvedOptions;
   readonly #inspect: RaftNodeOptions<R>['inspect'];
 
   #state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
@@ -1106,6 +1121,15 @@ class Node<R> implements RaftNode<R> {
       this.#snapshotWaiters.push(new Waiter<SnapshotMeta>(resolve, reject, this.#clearTimer));
       this.#maybeSnapshot();
     });
+  }
+
+  reloadConfig(options: ReloadableOptions): void {
+    this.#opts = reloadOptions(this.#opts, options);
+    while (this.#slotQueue.length > 0 && this.#slots.size < this.#opts.maxConcurrentSnapshots) {
+      const waiting = this.#slotQueue.shift();
+      if (waiting !== undefined && waiting.self.getSnapshot().status === 'active') this.#readChunk(waiting.self, waiting.intent, waiting.index);
+    }
+    this.#scheduleTurn();
   }
 
   status(): RaftStatus {

@@ -272,3 +272,33 @@ export function resolveOptions(options: RaftNodeOptions<unknown>): ResolvedOptio
     maxBytesPerMessage: int('maxBytesPerMessage', options.maxBytesPerMessage, 1024 * 1024, 1),
   };
 }
+
+/** The options a running node can change with {@link RaftNode.reloadConfig}. */
+export interface ReloadableOptions {
+  /** See {@link RaftNodeOptions.snapshotThreshold}. */
+  readonly snapshotThreshold?: number;
+  /** See {@link RaftNodeOptions.trailingLogs}. */
+  readonly trailingLogs?: number;
+  /** See {@link RaftNodeOptions.maxConcurrentSnapshots}. */
+  readonly maxConcurrentSnapshots?: number;
+}
+
+const RELOADABLE = new Set(['snapshotThreshold', 'trailingLogs', 'maxConcurrentSnapshots']);
+
+/**
+ * Validates `changes` against the same bounds as {@link resolveOptions} and returns `current` with them applied.
+ *
+ * @throws {@link ConfigurationError} naming an unknown (or not reloadable) option or the bound one breaks.
+ */
+export function reloadOptions(current: ResolvedOptions, changes: ReloadableOptions): ResolvedOptions {
+  if (typeof changes !== 'object' || changes === null) throw new ConfigurationError('reloadConfig(options)', 'must be an object');
+  for (const key of Object.keys(changes)) {
+    if (!RELOADABLE.has(key)) throw new ConfigurationError(key, `cannot be changed at run time (reloadable: ${[...RELOADABLE].join(', ')})`);
+  }
+  return {
+    ...current,
+    snapshotThreshold: int('snapshotThreshold', changes.snapshotThreshold, current.snapshotThreshold, 1),
+    trailingLogs: int('trailingLogs', changes.trailingLogs, current.trailingLogs, 0),
+    maxConcurrentSnapshots: int('maxConcurrentSnapshots', changes.maxConcurrentSnapshots, current.maxConcurrentSnapshots, 1, 1024),
+  };
+}

@@ -260,6 +260,15 @@ t.test('node.snapshot() on demand: resolves with the snapshot, joins one in prog
   await sim.runUntil(() => again !== undefined, 1000, 'a snapshot with nothing new');
   t.same(again, first, 'nothing applied since: the current snapshot');
 
+  // Tunables at run time: a lower threshold snapshots again after that many entries.
+  t.throws(() => leader.reloadConfig({ snapshotThreshold: 0 }), { name: 'ConfigurationError', option: 'snapshotThreshold' });
+  t.throws(() => leader.reloadConfig({ heartbeatIntervalMs: 10 } as never), { name: 'ConfigurationError', option: 'heartbeatIntervalMs', message: /cannot be changed at run time/ });
+  leader.reloadConfig({ snapshotThreshold: 5 });
+  const created = events.filter((e) => e.type === 'snapshotCreated').length;
+  await commitMany(sim, 'e', 6, 3);
+  await sim.run(100);
+  t.ok(events.filter((e) => e.type === 'snapshotCreated').length > created, 'the reloaded threshold took effect');
+
   const plain = new SimCluster({ seed, size: 1 });
   await plain.start();
   const solo = await plain.waitLeader();
