@@ -333,6 +333,8 @@ export const replicaMachine = setup({
       },
     },
     replicate: {
+      // The leader compacted entries this follower still needs (it lagged behind trailingLogs): send a snapshot.
+      always: { guard: 'needsSnapshot', target: 'snapshot' },
       entry: [
         'resetInflights',
         assign({ next: ({ context }) => context.match + 1, matchAtLastBeat: null }),

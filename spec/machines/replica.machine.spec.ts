@@ -254,3 +254,16 @@ t.test('a compacted prev entry → snapshot', async (t) => {
   t.match(atSpawn.line(), /^snapshot\.waiting /, 'spawned already behind the compaction point');
   t.same(replica(new TermLog([2, 3], 10, 5, 2), { next: 5 }).first, ['append to=b term=3 prev=4/2 last=6 commit=0'], 'the boundary entry itself still probes');
 });
+
+t.test('a replica in replicate whose next entries were compacted meanwhile moves to snapshot', async (t) => {
+  const log = new TermLog([3, 3, 3, 3], 10);
+  const r = replica(log, { next: 2 });
+  r.send(ack(2));
+  t.match(r.line(), /^replicate match=2 next=5 /, 'streaming');
+  // A snapshot at 5 and compaction: the log now holds only index 6; the follower still needs 3 and 4.
+  log.terms.push(3, 3);
+  Object.assign(log, { first: 6, boundaryTerm: 3 });
+  log.terms.splice(0, 5);
+  t.same(r.send(entries(0)), [], 'nothing it needs can be sent as entries');
+  t.match(r.line(), /^snapshot\.waiting /, 'no snapshot source in this test: it waits');
+});
