@@ -45,9 +45,13 @@ export interface StateMachine<R = unknown> {
    *
    * @example
    * ```ts
-   * snapshot: () => {
-   *   const copy = new Map(state) // synchronous copy: applying may go on
-   *   return Promise.resolve(new TextEncoder().encode(JSON.stringify([...copy])))
+   * const state = new Map<string, string>()
+   * const machine: StateMachine<void> = {
+   *   apply: (entry) => void state.set(String(entry.index), new TextDecoder().decode(entry.data)),
+   *   snapshot: () => {
+   *     const copy = [...state] // a synchronous copy: applying may go on
+   *     return Promise.resolve(new TextEncoder().encode(JSON.stringify(copy)))
+   *   },
    * }
    * ```
    */
