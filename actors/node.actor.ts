@@ -609,6 +609,8 @@ class Node<R> implements RaftNode<R> {
   #receiver: SnapshotReceiver | null = null;
   #snapshotInbox: InstallSnapshotRequest[] = [];
   #installing = 0;
+  /** Bytes of the staging in progress already reported to the metrics sink. */
+  #stagedBytes = 0;
   /** A snapshot is being restored into the state machine: applying waits. */
   #restoring = false;
   #idleWaiters: (() => void)[] = [];
@@ -1707,7 +1709,12 @@ class Node<R> implements RaftNode<R> {
   }
 
   #receiverObserved(o: SnapshotReceiverObservation): void {
+    if (o.type === 'snapshot.staging') this.#stagedBytes = 0;
+    else if (o.type === 'snapshot.resumed') this.#stagedBytes = o.bytes;
     if (o.type !== 'snapshot.received') return;
+    const received = o.bytes - this.#stagedBytes;
+    this.#stagedBytes = o.bytes;
+    if (received > 0 && this.#metrics?.snapshotBytes !== undefined) this.#measure(() => this.#metrics?.snapshotBytes?.('received', received));
     const from = this.#leader.leaderId ?? '';
     this.#events$.next({ type: 'snapshotReceived', from, index: o.index, bytes: o.bytes, total: o.total });
   }

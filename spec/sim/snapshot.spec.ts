@@ -16,8 +16,12 @@ import { SimCluster } from './harness/cluster.js';
 const THRESHOLD = 20;
 const TRAILING = 5;
 
-function cluster(seed: number, extra: { latencyMs?: readonly [number, number] } = {}): SimCluster {
-  return new SimCluster({ seed, size: 3, snapshots: true, node: { snapshotThreshold: THRESHOLD, trailingLogs: TRAILING }, ...extra });
+/** Snapshot bytes reported to the metrics sink, summed over every node. */
+const bytes = { sent: 0, received: 0 };
+
+function cluster(seed: number): SimCluster {
+  const metrics = { snapshotBytes: (direction: 'sent' | 'received', n: number) => void (bytes[direction] += n) };
+  return new SimCluster({ seed, size: 3, snapshots: true, node: { snapshotThreshold: THRESHOLD, trailingLogs: TRAILING, metrics } });
 }
 
 function logOf(sim: SimCluster, id: string): ReturnType<typeof nodeInternals>['log'] {
@@ -94,6 +98,14 @@ async function catchUpBySnapshot(t: Test, seed: number, unreliable: boolean): Pr
   sim.assertAcksApplied();
   t.pass(`seed ${seed}: ${sim.steps} steps`);
 }
+
+t.test('the metrics sink hears snapshot bytes sent and received', async (t) => {
+  bytes.sent = 0;
+  bytes.received = 0;
+  await catchUpBySnapshot(t, 505, false);
+  t.ok(bytes.received > 0, `${bytes.received} bytes received`);
+  t.ok(bytes.sent >= bytes.received, `${bytes.sent} bytes sent (retransmissions included)`);
+});
 
 t.test('a follower cut off while the log is compacted catches up by snapshot (reliable network)', async (t) => {
   await catchUpBySnapshot(t, 501, false);
