@@ -302,3 +302,30 @@ t.test('random fault schedules with snapshots on keep every safety property and 
   }
   t.ok(restores > 0, `${restores} state machine restores from snapshots over ${n} seeds (${acks} acknowledged writes)`);
 });
+
+t.test('a follower whose state machine cannot restore the snapshot stops with a fatal event; the others go on', async (t) => {
+  const seed = 571;
+  let failing: string | null = null;
+  const sim = new SimCluster({ seed, size: 3, snapshots: true, node: { snapshotThreshold: THRESHOLD, trailingLogs: TRAILING }, failRestore: (id) => id === failing });
+  await sim.start();
+  const leader = await sim.waitLeader();
+  const follower = sim.ids.find((id) => id !== leader.id) as string;
+  sim.network.disconnect(follower);
+  await commitMany(sim, 'f', 3 * THRESHOLD, 2);
+  const node = sim.nodes.get(follower) as RaftNode<string>;
+  const events = collect(node);
+  failing = follower;
+  sim.network.connect(follower);
+  await sim.runUntil(() => events.some((e) => e.type === 'fatal'), 20_000, `${follower} fails`);
+  const fatal = events.find((e): e is Extract<RaftEvent, { type: 'fatal' }> => e.type === 'fatal');
+  t.match(String((fatal?.error as Error | undefined)?.message), /injected restore failure/, 'the fatal event carries the restore error');
+  t.notOk(events.some((e) => e.type === 'snapshotInstalled'), 'not reported installed');
+  await sim.crash(follower);
+  await commitMany(sim, 'g', 5, 2);
+  failing = null;
+  await sim.restart(follower);
+  await commitMany(sim, 'h', 2, 3);
+  await converge(sim);
+  t.ok(sim.restores.some((r) => r.id === follower && r.incarnation === 2), 'after a restart with a working restore it catches up');
+  sim.assertAcksApplied();
+});

@@ -39,6 +39,8 @@ export interface SimOptions {
    * never compacted.
    */
   readonly snapshots?: boolean;
+  /** With `snapshots`: make the state machine's `restore()` of node `id` throw while this returns true (fault injection). */
+  readonly failRestore?: (id: string) => boolean;
 }
 
 /** A state machine restore: which node incarnation, to which index, when. */
@@ -183,6 +185,7 @@ export class SimCluster {
                 );
               },
               restore: async (chunks: AsyncIterable<Uint8Array>, meta: { readonly index: number }) => {
+                if (this.#opts.failRestore?.(id) === true) throw new Error(`injected restore failure on ${id}`);
                 const parts: Uint8Array[] = [];
                 for await (const c of chunks) parts.push(c);
                 const rows = JSON.parse(decoder.decode(Buffer.concat(parts))) as [number, string][];
