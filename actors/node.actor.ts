@@ -364,7 +364,8 @@ export interface RaftNode<R = unknown> {
    * @remarks One snapshot at a time: a call while one is being taken resolves with that one; a
    * call when nothing was applied since the last snapshot resolves with it at once. Applying goes
    * on while the state machine's content is written (see {@link StateMachine.snapshot}). The node
-   * also snapshots by itself once `snapshotThreshold` entries were applied since the last one.
+   * also snapshots by itself once `snapshotThreshold` entries were applied since the last one. A
+   * follower receiving a snapshot from its leader takes none of its own until that transfer ends.
    *
    * @throws `ConfigurationError` when the state machine has no `snapshot()` method, the storage
    * implements no snapshot store, or nothing was applied yet; the state machine's or the storage's
@@ -609,6 +610,8 @@ class Node<R> implements RaftNode<R> {
   #receiver: SnapshotReceiver | null = null;
   #snapshotInbox: InstallSnapshotRequest[] = [];
   #installing = 0;
+  /** When the last InstallSnapshot chunk arrived (clock ms), or `null`: a local snapshot would discard the receiver's staging. */
+  #lastChunkAt: number | null = null;
   /** Bytes of the staging in progress already reported to the metrics sink. */
   #stagedBytes = 0;
   /** A snapshot is being restored into the state machine: applying waits. */
@@ -850,6 +853,7 @@ class Node<R> implements RaftNode<R> {
           if (this.#receiver === null) return; // no snapshot store: the leader's transfer runs out of retries
           // Appends wait until the install is done (the storage's commit replaces the log); handled after this turn's writes.
           this.#installing++;
+          this.#lastChunkAt = this.#clock.now();
           this.#snapshotInbox.push(message);
           this.#scheduleTurn();
         },
@@ -1508,6 +1512,9 @@ class Node<R> implements RaftNode<R> {
   /** Starts taking a snapshot when one is due or asked for, the apply is between entries and none is being taken. */
   #maybeSnapshot(): void {
     if (this.#snapshotting !== null || this.#restoring || this.#applyBusy || this.#state !== 'running') return;
+    // The store holds one staging: while a leader's snapshot streams in (chunks within two maximum
+    // election timeouts), taking one here would discard it. Waiters are served on a later turn.
+    if (this.#installing > 0 || (this.#lastChunkAt !== null && this.#clock.now() - this.#lastChunkAt < 2 * this.#opts.electionTimeoutMs[1])) return;
     const store = this.#store;
     const take = this.#fsm.snapshot;
     if (store === null || take === undefined) return;
@@ -1738,6 +1745,7 @@ class Node<R> implements RaftNode<R> {
     if (meta.index > this.#commitTarget) this.#commitTarget = meta.index;
     if (this.#state !== 'running') return;
     this.#actor?.send({ type: 'snapshot.installed', index: meta.index });
+    this.#lastChunkAt = null;
     this.#events$.next({ type: 'snapshotInstalled', index: meta.index, term: meta.term, size: meta.size });
     this.#configDirty = true;
     this.#scheduleTurn();

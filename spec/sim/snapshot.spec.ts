@@ -329,3 +329,28 @@ t.test('a follower whose state machine cannot restore the snapshot stops with a 
   t.ok(sim.restores.some((r) => r.id === follower && r.incarnation === 2), 'after a restart with a working restore it catches up');
   sim.assertAcksApplied();
 });
+
+t.test('a follower asked for a snapshot while one streams in from its leader takes its own only after the install', async (t) => {
+  const seed = 581;
+  const sim = cluster(seed);
+  await sim.start();
+  const leader = await sim.waitLeader();
+  const follower = sim.ids.find((id) => id !== leader.id) as string;
+  await commitMany(sim, 'pre', 5, 3);
+  sim.network.disconnect(follower);
+  await commitMany(sim, 'big', 3 * THRESHOLD, 2, 12_000);
+  const node = sim.nodes.get(follower) as RaftNode<string>;
+  const events = collect(node);
+  sim.network.connect(follower);
+  await sim.runUntil(() => events.some((e) => e.type === 'snapshotReceived'), 10_000, `${follower} stages a first chunk`);
+  let own: Awaited<ReturnType<typeof node.snapshot>> | Error | undefined;
+  void node.snapshot().then((m) => (own = m), (e: Error) => (own = e));
+  await sim.runUntil(() => own !== undefined, 20_000, 'the follower snapshot settles');
+  const installed = events.find((e): e is Extract<RaftEvent, { type: 'snapshotInstalled' }> => e.type === 'snapshotInstalled');
+  t.ok(installed !== undefined, 'the leader snapshot was installed (its staging was not discarded)');
+  t.notOk(events.some((e) => e.type === 'fatal'), 'no fatal event');
+  if (own === undefined || own instanceof Error) return t.fail(`snapshot() failed: ${String(own)}`);
+  t.ok(own.index >= (installed?.index ?? Infinity), `the follower's own snapshot (${own.index}) came after the install (${String(installed?.index)})`);
+  await converge(sim);
+  sim.assertAcksApplied();
+});
