@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import type { AnyStateMachine } from 'xstate';
 import { nodeMachine } from '../../machines/node.machine.js';
 import { replicaMachine } from '../../machines/replica.machine.js';
+import { snapshotSenderMachine } from '../../machines/snapshot-sender.machine.js';
 import { describeMachine, stateTable, toMermaid, toSvg, transitionTable, type MachineInfo } from '../../adapters/inspect/statechart.js';
 
 /** A machine to draw, and what the guide says about it. */
@@ -39,6 +40,14 @@ export const DRAWN: readonly DrawnMachine[] = [
     file: 'replica',
     summary: 'What the leader knows of one peer\'s log (probe | replicate | snapshot); the leader runs one per peer.',
     machine: replicaMachine,
+  },
+  {
+    exportName: 'snapshotSenderMachine',
+    file: 'snapshot-sender',
+    summary:
+      'One snapshot transfer to one follower, spawned by its replica machine in `snapshot`: chunks read and sent within a window, ' +
+      'cumulative answers, retransmission with capped backoff, and every way a transfer ends.',
+    machine: snapshotSenderMachine,
   },
 ];
 

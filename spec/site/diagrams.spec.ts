@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { and, assign, createMachine, fromPromise, not, or, setup, stateIn, type AnyStateMachine, type AnyStateNode } from 'xstate';
 import { nodeMachine } from '../../machines/node.machine.js';
 import { replicaMachine } from '../../machines/replica.machine.js';
+import { snapshotSenderMachine } from '../../machines/snapshot-sender.machine.js';
 import { DRAWN, GUIDE, MEDIA, renderDiagrams, writeDiagrams } from '../../site/scripts/diagrams.js';
 import {
   actionName,
@@ -109,6 +110,9 @@ t.test('core states exist, so the walk below is not vacuous', async (t) => {
   for (const s of ['follower', 'preCandidate', 'candidate', 'leader']) t.ok(node.includes(s), `node machine has ${s}`);
   const replica = walk(replicaMachine).states;
   for (const s of ['probe', 'replicate', 'snapshot']) t.ok(replica.includes(s), `replica machine has ${s}`);
+  const sender = walk(snapshotSenderMachine).states;
+  for (const s of ['streaming', 'sent', 'aborted']) t.ok(sender.includes(s), `snapshot sender machine has ${s}`);
+  t.same(DRAWN.map((d) => d.exportName), ['nodeMachine', 'replicaMachine', 'snapshotSenderMachine'], 'every machine kind of the design is drawn');
   t.ok(walk(nodeMachine).delays.has('electionTimeout'));
   t.ok(walk(nodeMachine).delays.has('heartbeatInterval'));
 });
