@@ -147,6 +147,11 @@ export class Diagnostics {
     this.#watchedSince.clear();
   }
 
+  /** Whether a leader has reported `peer` failed and not heard from it since. */
+  isDown(peer: ServerId): boolean {
+    return this.#failed.has(peer);
+  }
+
   /** Peers a leader has reported failed and not yet heard from again. */
   failedPeers(): ServerId[] {
     return [...this.#failed.keys()];

@@ -73,6 +73,12 @@ export interface ReplicaStatus {
   readonly paused: boolean;
   /** Milliseconds since the last message from it, or `null` if none yet. */
   readonly lastContactMs: number | null;
+  /**
+   * Unreachable: it has not answered this leader's heartbeats for longer than the minimum election
+   * timeout (the `heartbeatFailed` event) and has not answered since. It counts for nothing in the
+   * check-quorum window until it does.
+   */
+  readonly down: boolean;
   /** In state `snapshot`, while a transfer runs: the snapshot's index, bytes sent and acknowledged, total (`null` until known). Absent otherwise. */
   readonly snapshot?: SnapshotTransfer;
 }
@@ -1206,6 +1212,7 @@ class Node<R> implements RaftNode<R> {
       inflight: r.context.inflights.count,
       paused: r.context.paused,
       lastContactMs: contact === undefined ? null : now - contact,
+      down: this.#diagnostics.isDown(peer),
     };
     return r.context.transfer === null ? status : { ...status, snapshot: r.context.transfer };
   }

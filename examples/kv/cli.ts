@@ -326,7 +326,7 @@ export function formatStatus(status: Record<string, unknown>): string {
     id?: string; role?: string; term?: number; leaderId?: string | null; leaderHttp?: string | null; http?: string;
     commitIndex?: number; appliedIndex?: number; lastLogIndex?: number; keys?: number;
     members?: { id: string; address: string; http?: string | null; suffrage?: string }[];
-    replicas?: Record<string, { match: number; next: number; state: string; inflight: number; paused: boolean; lastContactMs: number | null }>;
+    replicas?: Record<string, { match: number; next: number; state: string; inflight: number; paused: boolean; lastContactMs: number | null; down?: boolean }>;
   };
   const lines = [
     `node      ${s.id ?? '?'} (${s.role ?? '?'}, term ${s.term ?? '?'})  http ${s.http ?? '?'}`,
@@ -348,7 +348,7 @@ export function formatStatus(status: Record<string, unknown>): string {
       r ? r.state : self ? '(self)' : '-',
       r ? String(r.inflight) : '-',
       r ? (r.paused ? 'yes' : 'no') : '-',
-      r ? (r.lastContactMs === null ? 'never' : `${r.lastContactMs} ms`) : '-',
+      r ? (r.lastContactMs === null ? 'never' : `${Math.round(r.lastContactMs)} ms`) + (r.down === true ? ' (down)' : '') : '-',
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));

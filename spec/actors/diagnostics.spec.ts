@@ -209,3 +209,20 @@ t.test('a metrics sink gets commit latencies, proposal batches and append sizes;
   t.throws(() => createRaftNode({ ...options, metrics: { commitLatency: 5 } as never }), { name: 'ConfigurationError', option: 'metrics.commitLatency' });
   t.throws(() => createRaftNode({ ...options, metrics: null as never }), { name: 'ConfigurationError', option: 'metrics' });
 });
+
+t.test('status() marks a replica down while it misses heartbeats [seed 7309]', async (t) => {
+  const sim = new SimCluster({ seed: 7309, size: 3 });
+  t.teardown(() => sim.stop());
+  await sim.start();
+  const leader = await sim.waitLeader();
+  await sim.commit('x');
+  const follower = [...sim.nodes.keys()].find((id) => id !== leader.id) as string;
+  t.equal(leader.status().replicas[follower]?.down, false);
+  sim.network.partition([leader.id], [follower]);
+  await sim.run(600);
+  t.equal(leader.status().replicas[follower]?.down, true, 'down after missing heartbeats');
+  t.match(leader.explain().replicas[follower], /missed heartbeats/);
+  sim.network.heal();
+  await sim.runUntil(() => leader.status().replicas[follower]?.down === false, 2000, 'up again');
+  t.pass('up again once it answers');
+});

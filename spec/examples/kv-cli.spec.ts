@@ -141,14 +141,14 @@ t.test('the status table', async (t) => {
     id: 'n1', role: 'leader', term: 3, leaderId: 'n1', leaderHttp: '127.0.0.1:8001', http: '127.0.0.1:8001',
     commitIndex: 9, appliedIndex: 9, lastLogIndex: 9, keys: 2,
     members: [{ id: 'n1', address: 'ws://127.0.0.1:7001', http: '127.0.0.1:8001' }, { id: 'n2', address: 'ws://127.0.0.1:7002', http: '127.0.0.1:8002' }, { id: 'n3', address: 'ws://127.0.0.1:7003', http: null, suffrage: 'learner' }],
-    replicas: { n2: { match: 9, next: 10, state: 'replicate', inflight: 0, paused: false, lastContactMs: 12 }, n3: { match: 0, next: 1, state: 'probe', inflight: 1, paused: true, lastContactMs: null } },
+    replicas: { n2: { match: 9, next: 10, state: 'replicate', inflight: 0, paused: false, lastContactMs: 12, down: false }, n3: { match: 0, next: 1, state: 'probe', inflight: 1, paused: true, lastContactMs: null, down: true } },
   });
   t.match(leader, /^node {6}n1 \(leader, term 3\)  http 127\.0\.0\.1:8001\n/);
   t.match(leader, /log {7}commit 9  applied 9  last 9  keys 2/);
   t.match(leader, /member\s+suffrage\s+raft\s+http\s+match\s+next\s+state\s+inflight\s+paused\s+contact/);
   t.match(leader, /n1 \*\s+voter\s+ws:\/\/127\.0\.0\.1:7001\s+127\.0\.0\.1:8001\s+9\s+-\s+\(self\)/);
   t.match(leader, /n2\s+voter\s+\S+\s+127\.0\.0\.1:8002\s+9\s+10\s+replicate\s+0\s+no\s+12 ms/);
-  t.match(leader, /n3\s+learner\s+\S+\s+-\s+0\s+1\s+probe\s+1\s+yes\s+never/);
+  t.match(leader, /n3\s+learner\s+\S+\s+-\s+0\s+1\s+probe\s+1\s+yes\s+never \(down\)/);
   const follower = formatStatus({ id: 'n2', role: 'follower', term: 3, leaderId: null, members: [] });
   t.match(follower, /leader {4}none known/);
   t.match(follower, /replica progress is known by the leader only/);
