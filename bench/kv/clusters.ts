@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request, Agent } from 'node:http';
 import { cp, mkdir, symlink } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,19 +23,10 @@ process.on('exit', () => {
   for (const child of LIVE) child.kill('SIGKILL');
 });
 
-/** Ports the OS reports free on 127.0.0.1. */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+import { freePorts } from '../cluster/harness.js';
+
+/** Ports the OS reports free on 127.0.0.1 (shared with the node-process harness). */
+export { freePorts };
 
 /** Resolves after `ms` (used only between polls of something with its own deadline). */
 export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
