@@ -13,6 +13,11 @@
  * The window is full when `count === capacity` or `bytes >= maxBytes`
  * (a single oversized message is still let through when the window is empty).
  *
+ * This is not part of the Raft paper's protocol, which leaves flow control
+ * open; it bounds pipelining (thesis §10.2.2, batching and pipelining) so a slow follower cannot make the leader buffer
+ * without limit. The replica machine frees the window on each acknowledged
+ * `matchIndex` and resets it when it falls back to probing.
+ *
  * @example
  * ```ts
  * const w = new Inflights(256, 1 << 20)

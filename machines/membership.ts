@@ -31,6 +31,12 @@ export const NO_MEMBERSHIP: Membership = { voters: [], oldVoters: null, learners
 /**
  * Sorts the servers of a configuration by role.
  *
+ * @remarks The node machine calls it on the latest configuration in its log,
+ * committed or not: a server uses a configuration as soon as it is in its log
+ * (thesis §4.1). `null` (no configuration yet) gives {@link NO_MEMBERSHIP}.
+ * While joint (`config.old` set), `voters` and `learners` are C_new's and
+ * `oldVoters` C_old's voters (Raft paper §6, thesis §4.3).
+ *
  * @example
  * ```ts
  * membershipOf({ servers: [{ id: 'a', address: 'a' }, { id: 'l', address: 'l', suffrage: 'learner' }] })
@@ -54,17 +60,52 @@ export function membershipOf(config: Configuration | null): Membership {
   return { voters, oldVoters, learners, staging };
 }
 
-/** Whether `id` votes in the configuration (in either half while joint): it may campaign and its vote counts. */
+/**
+ * Whether `id` votes in the configuration (in either half while joint): it may campaign and its vote counts.
+ *
+ * @remarks Learners never vote and never campaign, so adding one cannot
+ * change any quorum (thesis §4.2.1, new servers join without votes until
+ * they have caught up). During joint consensus a voter of either C_old or
+ * C_new is a voter (Raft paper §6).
+ *
+ * @example
+ * ```ts
+ * const m = membershipOf({ servers: [{ id: 'a', address: 'a' }, { id: 'l', address: 'l', suffrage: 'learner' }] })
+ * isVoterIn(m, 'a') // true
+ * isVoterIn(m, 'l') // false: a learner
+ * ```
+ */
 export function isVoterIn(m: Membership, id: ServerId): boolean {
   return m.voters.includes(id) || (m.oldVoters !== null && m.oldVoters.includes(id));
 }
 
-/** Whether `id` belongs to the configuration at all (voter of either half, or learner). */
+/**
+ * Whether `id` belongs to the configuration at all (voter of either half, or learner).
+ *
+ * @example
+ * ```ts
+ * const m = membershipOf({ servers: [{ id: 'a', address: 'a' }, { id: 'l', address: 'l', suffrage: 'learner' }] })
+ * isMemberOf(m, 'l') // true
+ * isMemberOf(m, 'z') // false
+ * ```
+ */
 export function isMemberOf(m: Membership, id: ServerId): boolean {
   return isVoterIn(m, id) || m.learners.includes(id);
 }
 
-/** Every server a leader `self` replicates to: voters of both halves and learners, without `self`. */
+/**
+ * Every server a leader `self` replicates to: voters of both halves and learners, without `self`.
+ *
+ * @remarks While joint, log entries are replicated to the servers of both
+ * configurations (Raft paper §6); learners receive the log like voters but
+ * are never counted toward a quorum. The order is C_new's voters, then C_old's,
+ * then learners, each once.
+ *
+ * @example
+ * ```ts
+ * peersOf({ voters: ['a', 'b'], oldVoters: ['a', 'c'], learners: ['l'], staging: [] }, 'a') // ['b', 'c', 'l']
+ * ```
+ */
 export function peersOf(m: Membership, self: ServerId): ServerId[] {
   const out: ServerId[] = [];
   const add = (id: ServerId): void => {
@@ -76,7 +117,18 @@ export function peersOf(m: Membership, self: ServerId): ServerId[] {
   return out;
 }
 
-/** Every voter of either half, once (the servers a candidate asks for votes, itself included). */
+/**
+ * Every voter of either half, once (the servers a candidate asks for votes, itself included).
+ *
+ * @remarks While joint, a candidate needs a majority of C_old and of C_new
+ * (Raft paper §6), so it asks the union; {@link jointTally} counts the answers
+ * per half.
+ *
+ * @example
+ * ```ts
+ * allVoters({ voters: ['a', 'b'], oldVoters: ['a', 'c'], learners: [], staging: [] }) // ['a', 'b', 'c']
+ * ```
+ */
 export function allVoters(m: Membership): ServerId[] {
   if (m.oldVoters === null) return [...m.voters];
   const out = [...m.voters];
@@ -86,6 +138,12 @@ export function allVoters(m: Membership): ServerId[] {
 
 /**
  * The highest index held by a majority of the voters, in both halves while joint (§6 of the paper).
+ *
+ * @remarks The commit candidate of the Raft paper §5.3 under joint consensus:
+ * while joint, agreement (for elections and entry commitment) requires
+ * separate majorities from both C_old and C_new (paper §6, thesis §4.3), so
+ * it is the lower of the two quorum indexes. The leader still commits it only
+ * if that entry is from its current term (§5.4.2).
  *
  * @example
  * ```ts
@@ -98,7 +156,21 @@ export function jointQuorumIndex(m: Membership, match: Readonly<Record<ServerId,
   return m.oldVoters === null ? index : Math.min(index, quorumIndex(m.oldVoters, match));
 }
 
-/** Tallies an election: won with a majority in both halves while joint; lost once either half is lost. */
+/**
+ * Tallies an election: won with a majority in both halves while joint; lost once either half is lost.
+ *
+ * @remarks Election Safety (Raft paper §5.2) across a configuration change:
+ * a joint configuration cannot elect a leader without a majority of C_old and
+ * one of C_new (paper §6, thesis §4.3), so neither configuration can elect a
+ * second leader on its own in the same term.
+ *
+ * @example
+ * ```ts
+ * const joint = { voters: ['a', 'b', 'c'], oldVoters: ['a', 'd', 'e'], learners: [], staging: [] }
+ * jointTally(joint, { a: true, b: true })          // 'pending': no majority of C_old yet
+ * jointTally(joint, { a: true, b: true, d: true }) // 'won'
+ * ```
+ */
 export function jointTally(m: Membership, votes: Readonly<Record<ServerId, boolean>>): ElectionResult {
   const result = tally(m.voters, votes);
   if (m.oldVoters === null) return result;
@@ -107,7 +179,18 @@ export function jointTally(m: Membership, votes: Readonly<Record<ServerId, boole
   return result === 'won' && old === 'won' ? 'won' : 'pending';
 }
 
-/** The check-quorum rule: `active` holds a majority of the voters, in both halves while joint. */
+/**
+ * The check-quorum rule: `active` holds a majority of the voters, in both halves while joint.
+ *
+ * @remarks A leader steps down when it has not heard from a majority within
+ * an election timeout (thesis §6.2); while joint it must hear from a majority
+ * of both halves (thesis §4.3). The node machine counts itself as active.
+ *
+ * @example
+ * ```ts
+ * jointHasQuorum({ voters: ['a', 'b', 'c'], oldVoters: null, learners: [], staging: [] }, new Set(['a', 'b'])) // true
+ * ```
+ */
 export function jointHasQuorum(m: Membership, active: ReadonlySet<ServerId>): boolean {
   return hasQuorum(m.voters, active) && (m.oldVoters === null || hasQuorum(m.oldVoters, active));
 }
@@ -115,6 +198,16 @@ export function jointHasQuorum(m: Membership, active: ReadonlySet<ServerId>): bo
 /**
  * Whether a learner's replication is close enough to the leader's log to promote it: at most
  * `threshold` entries behind the leader's last index.
+ *
+ * @remarks A new server joins as a learner and becomes a voter only once it
+ * has caught up, so adding it does not leave the cluster unavailable while
+ * it copies the log (thesis §4.2.1, catching up new servers).
+ *
+ * @example
+ * ```ts
+ * isCaughtUp(95, 100, 10) // true: 5 entries behind
+ * isCaughtUp(80, 100, 10) // false
+ * ```
  */
 export function isCaughtUp(match: number, lastIndex: number, threshold: number): boolean {
   return lastIndex - match <= threshold;
@@ -263,7 +356,19 @@ export function planChange(config: Configuration | null, change: MembershipChang
   }
 }
 
-/** Leaves a joint configuration: C_new alone. A plain configuration is returned as is. */
+/**
+ * Leaves a joint configuration: C_new alone. A plain configuration is returned as is.
+ *
+ * @remarks The second step of joint consensus: once C_old,new is committed,
+ * the leader appends C_new (Raft paper §6, thesis §4.3). C_new's servers keep
+ * their suffrage; C_old's servers that are not in C_new are dropped.
+ *
+ * @example
+ * ```ts
+ * const a = { id: 'a', address: 'a' }, b = { id: 'b', address: 'b' }
+ * leaveJoint({ servers: [a, b], old: [a] }) // { servers: [a, b] }
+ * ```
+ */
 export function leaveJoint(config: Configuration): Configuration {
   return config.old === undefined ? config : { servers: config.servers };
 }

@@ -8,6 +8,11 @@ import type { ServerId } from './types.js';
 /**
  * Votes needed for a majority of `voters` voters.
  *
+ * @remarks `floor(voters / 2) + 1`: any two majorities of the same voter set
+ * intersect, which is what Election Safety (Raft paper §5.2) and commitment
+ * (§5.3) rest on. An even-sized set needs more than half, so 4 voters need 3.
+ * `majority(0)` is 1, so an empty voter set never reaches a quorum.
+ *
  * @example
  * ```ts
  * majority(3) // 2
@@ -67,6 +72,12 @@ export function tally(voters: readonly ServerId[], votes: Readonly<Record<Server
 
 /**
  * Whether `active` (servers heard from recently) contains a majority of `voters`; the check-quorum rule.
+ *
+ * @remarks A leader that has not heard from a majority within an election
+ * timeout steps down (thesis §6.2), so a partitioned leader stops serving. The node machine asks it through
+ * {@link jointHasQuorum}, with itself counted as active, so during a joint
+ * configuration both majorities are required (thesis §4.3). Servers in
+ * `active` that are not voters are ignored.
  *
  * @example
  * ```ts

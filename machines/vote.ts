@@ -9,6 +9,12 @@ import type { ServerId, VoteRefusal } from './types.js';
  * Whether a candidate's log is at least as up-to-date as ours (§5.4.1): a later
  * last term wins; with equal last terms, the longer log wins.
  *
+ * @remarks This is the election restriction of the Raft paper §5.4.1 (thesis
+ * §3.6.1) that gives Leader Completeness (§5.4.3): a candidate can only win
+ * votes from a majority whose logs are no more up-to-date than its own, and
+ * every committed entry is on some member of that majority, so a new leader
+ * holds every committed entry. An equal log counts as up-to-date.
+ *
  * @example
  * ```ts
  * isUpToDate({ lastIndex: 5, lastTerm: 2 }, { lastIndex: 3, lastTerm: 3 }) // true
