@@ -454,12 +454,37 @@ function pickTarget(ctx: Ctx, wanted: ServerId | null): { target: ServerId } | {
 }
 
 /**
- * The node machine.
+ * The node machine: one Raft server's role (follower, pre-candidate, candidate,
+ * leader) and term as an explicit statechart.
  *
- * @remarks Intents are placeholders here; `actors/node.actor.ts` provides
+ * @remarks Roles and transitions are those of the Raft paper §5.1-§5.2
+ * (Figure 4), with PreVote and leader stickiness (thesis §9.6). Every inbound
+ * message passes one term gate first: a higher term is adopted and the node
+ * becomes follower, a lower one is answered with the current term (paper §5.1,
+ * Figure 2 "Rules for Servers").
+ *
+ * The safety properties of the paper's Figure 3 rest on its guards:
+ * - Election Safety (§5.2): one vote per term ({@link decideVote}, `votedFor`
+ *   reset only when the term increases), and a win needs a majority
+ *   ({@link jointTally}, both halves while joint, §6).
+ * - Leader Append-Only and Log Matching (§5.3): a follower accepts entries only
+ *   after the consistency check ({@link matches}); the leader never rewrites its log.
+ * - Leader Completeness (§5.4): votes go only to candidates whose log is at
+ *   least as up-to-date ({@link isUpToDate}, §5.4.1), and the leader advances
+ *   `commitIndex` only to a quorum index whose entry is of its own term (§5.4.2).
+ * - `commitIndex` never decreases.
+ *
+ * Reads follow thesis §6.4 (read index, optional leases), leadership transfer
+ * thesis §3.10, membership changes thesis §4 (single-server changes, joint
+ * consensus for replacements, learners caught up before promotion), and a
+ * leader that has not heard from a quorum within an election timeout steps
+ * down (check quorum, thesis §6.2).
+ *
+ * Intents are placeholders here; `actors/node.actor.ts` provides
  * them with `machine.provide()`. Delays (`electionTimeout`, `leaseTimeout`,
  * `heartbeatInterval`) come from context; the actor overrides
  * `electionTimeout` with a draw in [T, 2T) from the injected random.
+ * The machine does no I/O and reads the log through a {@link LogView}.
  *
  * @example
  * ```ts

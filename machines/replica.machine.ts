@@ -189,11 +189,37 @@ function streamFrom(ctx: Ctx): { intents: SendAppendIntent[]; next: number } {
 }
 
 /**
- * The replica progress machine.
+ * The replica progress machine: what a leader knows about one follower
+ * (`match`, `next`) and what to send it next.
  *
- * @remarks Transitions never throw; stale and duplicate answers are dropped by
- * guards (an acknowledgement at or below `match`, a refusal for a probe that
- * is no longer outstanding).
+ * @remarks The leader's per-follower `nextIndex` and `matchIndex` of the Raft
+ * paper §5.3 (Figure 2), as states: `probe` (the match point is unknown; one
+ * append at a time, walking `next` back with {@link nextAfterConflict}),
+ * `replicate` (appends stream, bounded by the {@link Inflights} window,
+ * thesis §10.2.2) and `snapshot` (the entries the follower needs were
+ * compacted; a {@link snapshotSenderMachine} child sends the leader's latest
+ * snapshot, paper §7, thesis §5).
+ *
+ * Invariant: `0 <= match < next`, and `match` never decreases: it is only
+ * raised by a successful answer above it or an installed snapshot, and it is
+ * what the leader's commit rule counts (§5.3). Transitions never throw; stale
+ * and duplicate answers are dropped by guards (an acknowledgement at or below
+ * `match`, a refusal for a probe that is no longer outstanding).
+ *
+ * One is spawned per peer when a node becomes leader and dies with the
+ * leadership; the intents `sendAppend` and `sendHeartbeat` are placeholders
+ * that the node actor provides.
+ *
+ * @example
+ * ```ts
+ * import { createActor } from 'xstate'
+ * const replica = createActor(replicaMachine.provide({ actions: {
+ *   sendAppend: (_, intent) => console.log('append', intent.prevIndex, intent.lastIndex),
+ *   sendHeartbeat: (_, intent) => console.log('heartbeat', intent),
+ * } }), { input: { peerId: 'n2', parent, log, next: log.lastIndex(), commit: 0, term: 3,
+ *   maxInflight: 256, maxInflightBytes: 1 << 20, maxEntriesPerMessage: 64, maxBytesPerMessage: 1 << 20 } })
+ * replica.start() // probes from `next`
+ * ```
  */
 export const replicaMachine = setup({
   types: {

@@ -216,9 +216,15 @@ const responseOf = (event: SnapshotSenderEvent): InstallSnapshotResponse | null 
   event.type === 'snapshot.response' ? event.message : null;
 
 /**
- * The snapshot sender machine.
+ * The snapshot sender machine: streams one snapshot to one follower in
+ * chunks, with a window, cumulative acknowledgements and retransmission.
  *
- * @remarks
+ * @remarks The InstallSnapshot RPC of the Raft paper §7 (Figure 13) and thesis
+ * §5.1, sent when the entries a follower needs were compacted away. The paper
+ * sends chunks one at a time by offset; here up to a window of chunks are in
+ * flight, each chunk carries a CRC-32 the follower checks, and the follower's
+ * answers say how far it has durably staged.
+ *
  * **Window.** At most `limits.window` chunks are unacknowledged; a new chunk
  * is read only when there is room and no read is outstanding.
  *
