@@ -257,7 +257,36 @@ export interface RaftNode<R = unknown> {
   stop(options?: StopOptions): Promise<void>;
   /** Writes the first configuration on a fresh node. Every initial member bootstraps with the same list. */
   bootstrap(servers: readonly Server[]): Promise<void>;
-  /** Replicates `data`; resolves after it is applied on this node. */
+  /**
+   * Replicates `data`; resolves after it is applied on this node.
+   *
+   * @remarks On the leader only. The proposals of one turn are appended as one batch and
+   * replicated together; each resolves once its entry is committed — stored by a majority of the
+   * voters, both halves while joint, and the leader has an entry of its own term at or after it
+   * (Raft paper §5.3, §5.4.2) — and applied here. Log Matching (§5.3) and State Machine Safety
+   * (§5.4.3) then guarantee every server applies the same entry at that index. A rejection after
+   * the entry was appended does not mean it was dropped: a later leader may still commit it, so
+   * make commands idempotent or deduplicate them (thesis §6.3).
+   *
+   * @throws `ConfigurationError` when `data` is not a `Uint8Array`, exceeds `maxProposalBytes`,
+   * or `timeoutMs` is not a positive integer; `NotLeaderError` on a follower (its `leaderId`
+   * names the leader when known), or when leadership is lost before the entry was appended;
+   * `LeadershipTransferError` while a leadership transfer is under way; `LeadershipLostError`
+   * when leadership is lost after the entry was appended but before it committed (outcome
+   * unknown); `TimeoutError` after `timeoutMs` (default `proposalTimeoutMs`); `ShutdownError`
+   * when the node is not running.
+   *
+   * @example
+   * ```ts
+   * try {
+   *   const { index, result } = await node.propose(new TextEncoder().encode('set x 1'))
+   *   console.log(`applied at ${index}:`, result)
+   * } catch (e) {
+   *   if (e instanceof NotLeaderError && e.leaderId !== null) forwardTo(e.leaderId)
+   *   else throw e
+   * }
+   * ```
+   */
   propose(data: Uint8Array, options?: ProposeOptions): Promise<ProposalResult<R>>;
   /**
    * Linearizable read barrier (thesis §6.4): resolves with a read index once this node's state
@@ -270,6 +299,10 @@ export interface RaftNode<R = unknown> {
    * (`readIndex` message) and waits for its own apply. With `readMode: 'lease'` a leader within
    * its lease skips the round. A leader that cannot reach a quorum never resolves: its reads time
    * out, or fail when it steps down.
+   *
+   * Why it is linearizable: the committed no-op gives Leader Completeness (Raft paper §5.4) for
+   * the read index, and the quorum round proves no newer leader existed when the index was
+   * recorded (thesis §6.4). Lease reads trade that round for a bound on clock drift (thesis §6.4.1).
    *
    * @throws `NotLeaderError` when no leader is known (or the leader stepped down before
    * confirming); `TimeoutError` after `timeoutMs` (default `proposalTimeoutMs`); `ShutdownError` on stop.
@@ -286,6 +319,17 @@ export interface RaftNode<R = unknown> {
    * earlier in the same turn) is applied here; resolves with that index. It waits for the commit
    * of the leader's last index; it appends nothing.
    *
+   * @remarks A new leader's log may hold entries of earlier terms that are committed but not yet
+   * known to be (Raft paper §5.4.2); once its own no-op commits they are. A barrier lets code
+   * that just became leader wait until its state machine holds every entry it may hold, for
+   * example before serving from local state (thesis §6.4 describes the same step for reads).
+   *
+   * @example
+   * ```ts
+   * const applied = await leader.barrier()
+   * console.log(`state machine is current up to ${applied}`)
+   * ```
+   *
    * @throws `NotLeaderError` on a follower; `LeadershipLostError` if leadership is lost before the
    * index commits; `TimeoutError`; `ShutdownError`.
    */
@@ -295,6 +339,18 @@ export interface RaftNode<R = unknown> {
    * refuses new proposals with `LeadershipTransferError`, replicates until the target holds its
    * whole log, then sends it `timeoutNow`; the target campaigns at once. Resolves when this node
    * learns that the target leads.
+   *
+   * @remarks The target is a voter whose log matches the leader's last index when it receives
+   * `timeoutNow`, so it wins the election under the usual rules (Election Safety, Raft paper
+   * §5.2; up-to-date check §5.4.1); its vote requests carry `transfer: true` so the other voters
+   * set leader stickiness aside (thesis §3.10, §9.6). Proposals are refused during the transfer so
+   * the target can catch up; the transfer aborts after `timeoutMs` (default: the maximum election
+   * timeout).
+   *
+   * @example
+   * ```ts
+   * await leader.transferLeadership('n2') // or transferLeadership() for the most up-to-date voter
+   * ```
    *
    * @throws `NotLeaderError` on a follower; `ConfigurationError` for a target that is this node or
    * not a voter; `LeadershipTransferError` when a transfer is already under way or another node
@@ -323,6 +379,12 @@ export interface RaftNode<R = unknown> {
    * stalls commitment (thesis §4.2.1). Resolves once the learner entry is committed; watch
    * `events$` for `learnerPromoted` (or `status().voters`). An existing learner is marked for promotion.
    *
+   * @remarks Each step (add the learner, later promote it) is a single-server change, so the
+   * majorities of the configurations before and after it overlap and no two leaders can be elected
+   * in one term (thesis §4.1, Election Safety of the Raft paper §5.2). The same admission rules as
+   * {@link RaftNode.addLearner} apply: one change at a time, on a leader that has committed an
+   * entry of its term.
+   *
    * @throws As {@link RaftNode.addLearner}; `MembershipError` `alreadyVoter` for a voter.
    *
    * @example
@@ -347,6 +409,18 @@ export interface RaftNode<R = unknown> {
    * `timeoutNow` and steps down; proposals are refused meanwhile. A removed server never campaigns
    * and the others drop its vote requests, so it cannot disrupt the cluster.
    *
+   * @remarks A single-server change (thesis §4.1): the configurations before and after differ by
+   * one server, so their majorities overlap. A leader removing itself keeps replicating but stops
+   * counting its own match toward commitment (thesis §4.2.2); a removed server's vote requests are
+   * dropped so it cannot raise terms and disrupt the cluster (thesis §4.2.3). Refused with
+   * `twoVoters` when removing one of exactly two voters unless `force` (see {@link planChange}).
+   *
+   * @example
+   * ```ts
+   * const { configuration } = await leader.removeServer('n3')
+   * console.log(configuration.servers.map((s) => s.id))
+   * ```
+   *
    * @throws As {@link RaftNode.addLearner}; `MembershipError` `notMember`, `lastVoter`, or
    * `twoVoters` (one of two voters, unless `force`).
    */
@@ -357,8 +431,23 @@ export interface RaftNode<R = unknown> {
    * (C_old,new, §6 of the paper): decisions need majorities of both; once it is committed the
    * leader appends C_new by itself. Resolves when C_new is committed and applied here.
    *
-   * @remarks New voters listed here join as voters at once: add empty servers with `addVoter`
+   * @remarks Joint consensus (Raft paper §6, thesis §4.3): while C_old,new is in effect, elections
+   * and commitment need separate majorities of C_old and of C_new, so neither can decide alone
+   * and Election Safety (§5.2) holds across the change. A change of at most one voter needs no
+   * joint step. If leadership is lost while joint, the next leader finishes the change and this
+   * call rejects with `LeadershipLostError`.
+   *
+   * New voters listed here join as voters at once: add empty servers with `addVoter`
    * (or as learners first) to keep the cluster available while they catch up.
+   *
+   * @example
+   * ```ts
+   * await leader.changeMembership([
+   *   { id: 'n1', address: 'ws://127.0.0.1:7001' },
+   *   { id: 'n4', address: 'ws://127.0.0.1:7004' },
+   *   { id: 'n5', address: 'ws://127.0.0.1:7005' },
+   * ])
+   * ```
    *
    * @throws As {@link RaftNode.addLearner}; `MembershipError` `noChange`, `lastVoter`, `twoVoters`.
    */
@@ -367,7 +456,12 @@ export interface RaftNode<R = unknown> {
    * Takes a snapshot of the state machine now, at the index applied so far, then compacts the log
    * (keeping `trailingLogs` entries); resolves with the snapshot's metadata.
    *
-   * @remarks One snapshot at a time: a call while one is being taken resolves with that one; a
+   * @remarks Log compaction (Raft paper §7, thesis §5.1): the snapshot replaces the entries up to
+   * its index, and records that index's term and the configuration in effect there, so the
+   * AppendEntries consistency check (§5.3) still works at the boundary. Followers that need
+   * compacted entries receive the leader's snapshot instead ({@link snapshotSenderMachine}).
+   *
+   * One snapshot at a time: a call while one is being taken resolves with that one; a
    * call when nothing was applied since the last snapshot resolves with it at once. Applying goes
    * on while the state machine's content is written (see {@link StateMachine.snapshot}). The node
    * also snapshots by itself once `snapshotThreshold` entries were applied since the last one. A
@@ -1914,6 +2008,14 @@ function checkServer(what: string, id: unknown, address: unknown): Server {
  * Creates a Raft node. Nothing happens until `start()`.
  *
  * @remarks Options are validated here; a bad option throws at once.
+ *
+ * The node is the actor that runs the {@link nodeMachine} and one {@link replicaMachine} per
+ * peer while leading, and does their I/O in a fixed order each turn: persist, then send what
+ * depended on it, then apply. `currentTerm`, `votedFor` and the log (the persistent state of the
+ * Raft paper's Figure 2) are durable before a vote is granted or an append acknowledged, which
+ * Election Safety (§5.2) and commitment (§5.3) rely on across crashes; a leader may write its own
+ * log in parallel with replicating it (thesis §10.2.1). Committed entries are applied to
+ * `stateMachine` in log order (State Machine Safety, §5.4.3).
  *
  * @example
  * ```ts
