@@ -72,6 +72,12 @@ const isActorRef = (v: object): v is ActorLike => typeof (v as ActorLike).send =
  * not a string), sets and iterables arrays, byte arrays `{ bytes: length }`,
  * actor references `{ actor: sessionId }`, functions and symbols are dropped,
  * non-finite numbers and bigints become strings, cycles `'[cycle]'`.
+ *
+ * @example
+ * ```ts
+ * toJsonValue(new Map([['a', new Uint8Array(3)]])) // { a: { bytes: 3 } }
+ * toJsonValue({ n: Infinity, f: () => 1 })         // { n: 'Infinity' }
+ * ```
  */
 export function toJsonValue(value: unknown, limits: JsonLimits = DEFAULT_JSON_LIMITS): JsonValue {
   const seen = new Set<object>();

@@ -128,6 +128,15 @@ function parseObject(raw: string): Record<string, unknown> | null {
  * Publishes the XState inspection events handed to {@link InspectionServer.inspect}
  * to authenticated WebSocket subscribers (see the module documentation for the
  * protocol). Pass `inspector.inspect` as a node's `inspect` option.
+ *
+ * @example
+ * ```ts
+ * const inspector = new InspectionServer({ listen: '127.0.0.1:0', secret })
+ * await inspector.start()
+ * const node = createRaftNode({ ...options, inspect: inspector.inspect })
+ * await node.start()
+ * console.log('inspect at', inspector.address())
+ * ```
  */
 export class InspectionServer {
   readonly #host: string;
@@ -333,6 +342,15 @@ export class InspectionServer {
  *   endpoint cannot be reached, refuses the proof, fails to prove the secret
  *   back, or the handshake times out; it completes when the server closes.
  *   A bad `secret` option throws a {@link ConfigurationError} on subscribe.
+ *
+ * @example
+ * ```ts
+ * const subscription = inspectionStream({ url: 'ws://127.0.0.1:7101', secret }).subscribe({
+ *   next: (m) => console.log(m.type === 'record' ? `${m.record.seq} ${m.record.type}` : `${m.dropped} dropped`),
+ *   error: (e: unknown) => console.error(e),
+ * })
+ * subscription.unsubscribe() // closes the connection
+ * ```
  */
 export function inspectionStream(options: InspectionClientOptions): Observable<InspectionMessage> {
   return new Observable<InspectionMessage>((subscriber) => {

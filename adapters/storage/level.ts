@@ -848,7 +848,12 @@ export class LevelStorage implements RaftStorage, SnapshotStore {
     }).then(() => handle);
   }
 
-  /** The staging that survived the last restart (with its synced chunks), or the live one; `null` when none. */
+  /**
+   * The staging that survived the last restart (with its synced chunks), or the live one; `null` when none.
+   *
+   * @throws Rejects with a {@link ShutdownError} once closed, or a {@link StorageError} before
+   * `open()` or after an earlier write failed.
+   */
   resumeSnapshot(): Promise<SnapshotStaging | null> {
     if (this.#state === 'closed' || this.#state === 'closing') return quietReject(new ShutdownError('snapshot staging'));
     const unusable = this.#unusable('snapshot staging');
@@ -871,6 +876,10 @@ export class LevelStorage implements RaftStorage, SnapshotStore {
    * at the end; a failure throws {@link StorageCorruptionError} naming the
    * chunk key (or `meta:snapshot` for a whole-content mismatch). Chunks are
    * copies.
+   *
+   * @throws The iteration throws a {@link StorageCorruptionError} as above; a
+   * {@link StorageError} when no snapshot (at `index`) is held, before `open()`
+   * or after an earlier write failed; a {@link ShutdownError} once closed.
    */
   readSnapshot(index?: number): AsyncIterable<Uint8Array> {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the generator runs later

@@ -363,6 +363,10 @@ export class MemoryStorage implements RaftStorage, SnapshotStore {
   /**
    * The chunks of the current snapshot, or of the kept one at `index`, each
    * checked against the CRC-32 it had when appended. See {@link SnapshotStore.readSnapshot}.
+   *
+   * @throws The iteration throws a {@link StorageCorruptionError} when a chunk
+   * changed after it was stored; a {@link StorageError} when no snapshot (at
+   * `index`) is held or before `open()`; a {@link ShutdownError} once closed.
    */
   readSnapshot(index?: number): AsyncIterable<Uint8Array> {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the generator runs later
