@@ -21,7 +21,24 @@ export type RaftErrorCode =
   | 'LEADERSHIP_TRANSFER'
   | 'MEMBERSHIP';
 
-/** Base class of every raftchart error. */
+/**
+ * Base class of every raftchart error.
+ *
+ * @remarks `code` is stable across versions and `name` is the subclass's name;
+ * branch on `code` (or `instanceof`) rather than on messages, which may change.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await node.propose(bytes)
+ * } catch (e) {
+ *   if (!(e instanceof RaftError)) throw e
+ *   if (e.code === 'NOT_LEADER' || e.code === 'LEADERSHIP_TRANSFER') retry()
+ *   else if (e.code === 'TIMEOUT' || e.code === 'LEADERSHIP_LOST') console.warn('outcome unknown:', e.message)
+ *   else throw e
+ * }
+ * ```
+ */
 export class RaftError extends Error {
   /** Stable code, e.g. `'NOT_LEADER'`. */
   readonly code: RaftErrorCode;

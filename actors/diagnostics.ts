@@ -282,6 +282,16 @@ function replica(f: ExplainFacts, peer: ServerId): string {
  * it is or is not the leader, why its last (pre-)vote was refused, what it
  * last answered to a candidate, and — on a leader — why each replica is in
  * probe, replicate or snapshot.
+ *
+ * @remarks {@link RaftNode.explain} gathers the facts from the running node
+ * and calls it; call it directly only with facts of your own (a recorded
+ * status, a simulation).
+ *
+ * @example
+ * ```ts
+ * const { text } = node.explain() // explain() over the node's current facts
+ * console.log(text)
+ * ```
  */
 export function explain(f: ExplainFacts): Explanation {
   const replicas: Record<ServerId, string> = {};

@@ -150,6 +150,12 @@ export const DEFAULT_SNAPSHOT_SENDER_LIMITS = Object.freeze({
  * Why `limits` are invalid, or `null`: every field a safe integer, `chunkBytes`
  * and `window` at least 1, `retryBaseMs` at least 1 and at most `retryMaxMs`,
  * `maxRetries` at least 0. Names the field.
+ *
+ * @example
+ * ```ts
+ * invalidSenderLimits(DEFAULT_SNAPSHOT_SENDER_LIMITS)                // null
+ * invalidSenderLimits({ ...DEFAULT_SNAPSHOT_SENDER_LIMITS, window: 0 }) // 'window must be an integer >= 1, got 0'
+ * ```
  */
 export function invalidSenderLimits(limits: SnapshotSenderLimits): string | null {
   const { chunkBytes, window, retryBaseMs, retryMaxMs, maxRetries } = limits;
@@ -164,7 +170,16 @@ export function invalidSenderLimits(limits: SnapshotSenderLimits): string | null
   );
 }
 
-/** The retransmission delay after `backoff` retransmissions in a row: `min(base × 2^backoff, max)`. */
+/**
+ * The retransmission delay after `backoff` retransmissions in a row: `min(base × 2^backoff, max)`.
+ *
+ * @example
+ * ```ts
+ * retransmitDelay({ retryBaseMs: 200, retryMaxMs: 5000 }, 0) // 200
+ * retransmitDelay({ retryBaseMs: 200, retryMaxMs: 5000 }, 3) // 1600
+ * retransmitDelay({ retryBaseMs: 200, retryMaxMs: 5000 }, 9) // 5000
+ * ```
+ */
 export function retransmitDelay(limits: Pick<SnapshotSenderLimits, 'retryBaseMs' | 'retryMaxMs'>, backoff: number): number {
   return Math.min(limits.retryBaseMs * 2 ** Math.min(backoff, 52), limits.retryMaxMs);
 }
@@ -189,7 +204,14 @@ export interface ChunkInFlight {
   readonly attempts: number;
 }
 
-/** End offset of a chunk: `offset + data.length`. */
+/**
+ * End offset of a chunk: `offset + data.length`.
+ *
+ * @example
+ * ```ts
+ * chunkEnd({ offset: 4096, data: new Uint8Array(1024) }) // 5120
+ * ```
+ */
 export function chunkEnd(c: Pick<ChunkInFlight, 'offset' | 'data'>): number {
   return c.offset + c.data.length;
 }
