@@ -1,12 +1,12 @@
 /**
  * TSDoc completeness of the package's exports (everything `index.ts` exports).
  *
- * Asserted: every exported symbol has a non-empty TSDoc summary.
- * Reported only (as comments, with the missing names): which exported
- * functions, classes and public class members whose own body contains `throw`
- * or `Promise.reject` lack a `@throws` tag, and which exported functions and
- * classes lack an `@example`. Both are approximations read from the source
- * text, deterministic for a given tree.
+ * Asserted: every exported symbol has a non-empty TSDoc summary, and every
+ * exported function, class and public class member whose own body contains
+ * `throw` or `Promise.reject` has a `@throws` tag (an approximation read from
+ * the source text: throws in called helpers are not seen; deterministic for a
+ * given tree). Reported only (as a comment, with the missing names): which
+ * exported functions and classes lack an `@example`.
  */
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,16 +122,21 @@ t.test('every export of index.ts has a TSDoc summary', async (t) => {
   );
 });
 
-t.test('@throws and @example coverage (reported, not asserted yet)', async (t) => {
+t.test('every exported function, class and member that throws has @throws', async (t) => {
   const throws = throwing(all);
-  const noThrows = throws.filter((x) => !x.tags.has('throws'));
-  t.comment(`@throws: ${throws.length - noThrows.length}/${throws.length} throwing functions, classes and members document it`);
-  for (const x of noThrows) t.comment(`  no @throws: ${x.label} (${where(x.node)})`);
+  t.ok(throws.length >= 20, `the heuristic finds ${throws.length} throwing functions, classes and members`);
+  t.same(
+    throws.filter((x) => !x.tags.has('throws')).map((x) => `${x.label} (${where(x.node)})`),
+    [],
+    'throwing exports without @throws',
+  );
+});
+
+t.test('@example coverage (reported, not asserted)', async (t) => {
 
   const callables = all.filter((e) => e.declarations.some((d) => ts.isFunctionDeclaration(d) || ts.isClassDeclaration(d)));
   const noExample = callables.filter((e) => !tagsOfAll(e.declarations).has('example'));
   t.comment(`@example: ${callables.length - noExample.length}/${callables.length} exported functions and classes have one`);
   for (const e of noExample) t.comment(`  no @example: ${e.name}`);
-  t.ok(throws.length > 0, 'the heuristic finds throwing code');
   t.ok(callables.length > 0, 'the package exports functions and classes');
 });
