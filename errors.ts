@@ -75,7 +75,24 @@ export class ShutdownError extends RaftError {
   }
 }
 
-/** The operation did not complete within its timeout. Its outcome is unknown: a proposal may still commit. */
+/**
+ * The operation did not complete within its timeout. Its outcome is unknown: a proposal may still commit.
+ *
+ * @remarks A proposal that timed out may already be in the leader's log, and
+ * the Raft paper's Log Matching and Leader Completeness properties (§5.3,
+ * §5.4) let a later leader commit it. Retrying it blindly can apply the
+ * command twice; make commands idempotent or deduplicate them (thesis §6.3).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await node.propose(bytes, { timeoutMs: 2000 })
+ * } catch (e) {
+ *   if (e instanceof TimeoutError) retry() // safe only if the command is idempotent
+ *   else throw e
+ * }
+ * ```
+ */
 export class TimeoutError extends RaftError {
   constructor(what: string, ms: number) {
     super('TIMEOUT', `${what} timed out after ${ms} ms; its outcome is unknown`);
@@ -85,6 +102,21 @@ export class TimeoutError extends RaftError {
 /**
  * The leader lost leadership before the entry was committed. The outcome is
  * unknown: the entry may still be committed by the next leader.
+ *
+ * @remarks The entry at `index` is on some servers; a new leader that holds
+ * it will commit it once it commits an entry of its own term (Raft paper
+ * §5.4.2), and one that does not will overwrite it (§5.3). Which one wins the
+ * election is not known here.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await node.propose(bytes)
+ * } catch (e) {
+ *   if (e instanceof LeadershipLostError) console.warn(`entry ${e.index}: outcome unknown`)
+ *   else throw e
+ * }
+ * ```
  */
 export class LeadershipLostError extends RaftError {
   /** Index the entry was appended at. */
@@ -95,7 +127,18 @@ export class LeadershipLostError extends RaftError {
   }
 }
 
-/** A bad option or an impossible configuration request. The message names the option and why. */
+/**
+ * A bad option or an impossible configuration request. The message names the option and why.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   createRaftNode({ ...options, electionTimeoutMs: -1 })
+ * } catch (e) {
+ *   if (e instanceof ConfigurationError) console.error(e.option, e.message)
+ * }
+ * ```
+ */
 export class ConfigurationError extends RaftError {
   /** The option or argument at fault. */
   readonly option: string;
