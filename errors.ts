@@ -68,7 +68,17 @@ export class NotLeaderError extends RaftError {
   }
 }
 
-/** The node stopped before the operation completed. */
+/**
+ * The node stopped before the operation completed. A proposal rejected this
+ * way may still have been committed (its outcome is unknown, as on a crash).
+ *
+ * @example
+ * ```ts
+ * const pending = node.propose(bytes)
+ * await node.stop()
+ * await pending.catch((e: unknown) => { if (e instanceof ShutdownError) console.log('outcome unknown: retry idempotently') })
+ * ```
+ */
 export class ShutdownError extends RaftError {
   constructor(what = 'operation') {
     super('SHUTDOWN', `node stopped before the ${what} completed`);
@@ -148,7 +158,14 @@ export class ConfigurationError extends RaftError {
   }
 }
 
-/** The storage adapter failed; the node stops rather than continue on state it cannot trust. */
+/**
+ * The storage adapter failed; the node stops rather than continue on state it cannot trust.
+ *
+ * @example
+ * ```ts
+ * node.events$.subscribe((e) => { if (e.type === 'fatal' && e.error instanceof StorageError) console.error('disk failed:', e.error.message) })
+ * ```
+ */
 export class StorageError extends RaftError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('STORAGE', message, options);
@@ -158,6 +175,13 @@ export class StorageError extends RaftError {
 /**
  * A stored record failed its checksum or could not be decoded. The store
  * refuses to open rather than silently drop committed data.
+ *
+ * @example
+ * ```ts
+ * try { await new LevelStorage({ path: 'data/n1' }).open() } catch (e) {
+ *   if (e instanceof StorageCorruptionError) console.error(`record ${e.key} (log index ${e.index ?? '-'}) is damaged; restore this node from a peer`)
+ * }
+ * ```
  */
 export class StorageCorruptionError extends RaftError {
   /** The storage key of the bad record, printable (hex for binary keys). */
@@ -172,7 +196,16 @@ export class StorageCorruptionError extends RaftError {
   }
 }
 
-/** A frame or message could not be decoded: wrong version, bad field, truncated or oversized. */
+/**
+ * A frame or message could not be decoded: wrong version, bad field, truncated or oversized.
+ *
+ * @example
+ * ```ts
+ * try { decodeFrame(new Uint8Array([0xff, 0])) } catch (e) {
+ *   if (e instanceof CodecError) console.log('dropped a bad frame:', e.message)
+ * }
+ * ```
+ */
 export class CodecError extends RaftError {
   constructor(message: string) {
     super('CODEC', message);
@@ -182,6 +215,14 @@ export class CodecError extends RaftError {
 /**
  * A transport-level refusal: failed authentication, a peer of another cluster,
  * an unusable listen address. The message names both sides where it can.
+ *
+ * @example
+ * ```ts
+ * const transport = new WebSocketTransport({ listen: '127.0.0.1:7001', secret })
+ * await transport.start('n1', () => undefined).catch((e: unknown) => {
+ *   if (e instanceof TransportError) console.error(e.message) // e.g. cannot listen on 127.0.0.1:7001: address in use
+ * })
+ * ```
  */
 export class TransportError extends RaftError {
   constructor(message: string, options?: { cause?: unknown }) {
