@@ -59,7 +59,16 @@ export function refusalReason(reason: VoteRefusal | 'unknown'): string {
 /**
  * Watches a node's messages (in and out) for {@link DiagnosticEvent}s and
  * remembers the last vote answers for {@link explain}. Cheap: a type test
- * per message, a map update per heartbeat round.
+ * per message, a map update per heartbeat round. The node runs one; it is
+ * exported for tests and tools that replay recorded traffic.
+ *
+ * @example
+ * ```ts
+ * const seen: DiagnosticEvent[] = []
+ * const d = new Diagnostics('n1', (e) => seen.push(e))
+ * d.inbound({ type: 'preVote', term: 5, from: 'n2', to: 'n1', lastLogIndex: 9, lastLogTerm: 4 }, clock.now())
+ * // seen: [{ type: 'voteRequested', candidate: 'n2', term: 5, preVote: true }]
+ * ```
  */
 export class Diagnostics {
   readonly #id: ServerId;

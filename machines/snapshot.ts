@@ -247,6 +247,14 @@ export function ackThrough(window: readonly ChunkInFlight[], next: number): read
  * alone, so several `gap` answers for one hole cause one retransmission.
  *
  * @returns Sequence numbers, ascending; empty when `seq` is not in the window.
+ *
+ * @example
+ * ```ts
+ * const chunk = (seq: number, tx: number): ChunkInFlight =>
+ *   ({ seq, offset: seq * 10, data: new Uint8Array(10), checksum: 0, last: false, tx, attempts: 0 })
+ * // the follower holds 10 bytes and refused chunk 2: chunks 1 and 2 went out before it noticed
+ * gapResends([chunk(1, 1), chunk(2, 2), chunk(3, 3)], 10, 2) // → [1, 2]
+ * ```
  */
 export function gapResends(window: readonly ChunkInFlight[], next: number, seq: number): number[] {
   const rejected = window.find((c) => c.seq === seq);

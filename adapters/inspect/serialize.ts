@@ -148,7 +148,15 @@ const actorOf = (ref: unknown): { sessionId: string; id: string } => {
   return { sessionId, id: typeof r.id === 'string' ? r.id : sessionId };
 };
 
-/** The JSON record of one inspection event (see {@link InspectionRecord}). */
+/**
+ * The JSON record of one inspection event (see {@link InspectionRecord}).
+ *
+ * @example
+ * ```ts
+ * let seq = 0
+ * const node = createRaftNode({ ...options, inspect: (e) => console.log(JSON.stringify(toInspectionRecord(e, ++seq))) })
+ * ```
+ */
 export function toInspectionRecord(event: InspectionEvent, seq: number, limits: JsonLimits = DEFAULT_JSON_LIMITS): InspectionRecord {
   const actor = actorOf(event.actorRef);
   const base = { seq, type: event.type, rootId: event.rootId, sessionId: actor.sessionId, actorId: actor.id };
