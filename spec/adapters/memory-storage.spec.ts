@@ -4,6 +4,7 @@ import { seededRandom } from '../../adapters/random.js';
 import { MemoryStorage } from '../../adapters/storage/memory.js';
 import { ConfigurationError, ShutdownError, StorageError } from '../../errors.js';
 import type { LogEntry } from '../../machines/types.js';
+import { BAD_WRITES } from './storage.suite.js';
 
 const bytes = new Uint8Array(0);
 const entry = (index: number, term: number): LogEntry => ({ index, term, type: 'normal', data: bytes });
@@ -165,24 +166,7 @@ t.test('validation: a bad write rejects with StorageError and changes nothing', 
   clock.runNext();
   await ok;
 
-  const bad: Array<[string, Parameters<MemoryStorage['write']>[0]]> = [
-    ['gap after the last index', { entries: [entry(5, 2)] }],
-    ['overlap without truncation', { entries: [entry(3, 2)] }],
-    ['not contiguous inside the batch', { entries: [entry(4, 2), entry(6, 2)] }],
-    ['truncateFrom 0', { truncateFrom: 0, entries: [] }],
-    ['truncateFrom fractional', { truncateFrom: 1.5, entries: [] }],
-    ['truncate then a gap', { truncateFrom: 2, entries: [entry(3, 2)] }],
-    ['term 0', { entries: [entry(4, 0)] }],
-    ['term decreasing against the log', { entries: [entry(4, 1)] }],
-    ['term decreasing inside the batch', { entries: [entry(4, 3), entry(5, 2)] }],
-    ['term decreasing after truncation', { truncateFrom: 3, entries: [entry(3, 1)] }],
-    ['hard state term decreasing', { hardState: { term: 1, votedFor: null }, entries: [] }],
-    ['hard state term negative', { hardState: { term: -1, votedFor: null }, entries: [] }],
-    ['vote changed within a term', { hardState: { term: 2, votedFor: 'b' }, entries: [] }],
-    ['vote withdrawn within a term', { hardState: { term: 2, votedFor: null }, entries: [] }],
-    ['entries not an array', { entries: null as unknown as LogEntry[] }],
-    ['votedFor not a string', { hardState: { term: 3, votedFor: 7 as unknown as string }, entries: [] }],
-  ];
+  const bad = BAD_WRITES; // the conformance suite's table, here with a sync delay in flight
   for (const [what, write] of bad) {
     await t.rejects(s.write(write), StorageError, what);
   }

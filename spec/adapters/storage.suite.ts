@@ -127,6 +127,33 @@ class Model {
 }
 
 /**
+ * Writes every storage must refuse (with `StorageError`, changing nothing) on a
+ * store holding entries 1 (term 1), 2 and 3 (term 2) and hard state (2, 'a').
+ */
+export const BAD_WRITES: ReadonlyArray<readonly [string, Parameters<RaftStorage['write']>[0]]> = [
+  ['gap after the last index', { entries: [entry(5, 2)] }],
+  ['overlap without truncation', { entries: [entry(3, 2)] }],
+  ['not contiguous inside the batch', { entries: [entry(4, 2), entry(6, 2)] }],
+  ['truncateFrom 0', { truncateFrom: 0, entries: [] }],
+  ['truncateFrom fractional', { truncateFrom: 1.5, entries: [] }],
+  ['truncate then a gap', { truncateFrom: 2, entries: [entry(3, 2)] }],
+  ['term 0', { entries: [entry(4, 0)] }],
+  ['term fractional', { entries: [entry(4, 2.5)] }],
+  ['term decreasing against the log', { entries: [entry(4, 1)] }],
+  ['term decreasing inside the batch', { entries: [entry(4, 3), entry(5, 2)] }],
+  ['term decreasing after truncation', { truncateFrom: 3, entries: [entry(3, 1)] }],
+  ['hard state term decreasing', { hardState: { term: 1, votedFor: null }, entries: [] }],
+  ['hard state term negative', { hardState: { term: -1, votedFor: null }, entries: [] }],
+  ['vote changed within a term', { hardState: { term: 2, votedFor: 'b' }, entries: [] }],
+  ['vote withdrawn within a term', { hardState: { term: 2, votedFor: null }, entries: [] }],
+  ['entries not an array', { entries: null as unknown as LogEntry[] }],
+  ['votedFor not a string', { hardState: { term: 3, votedFor: 7 as unknown as string }, entries: [] }],
+  // A valid prefix does not get in when a later part is bad.
+  ['good entries, bad hard state', { entries: [entry(4, 2)], hardState: { term: 1, votedFor: null } }],
+  ['good truncation, bad entries', { truncateFrom: 2, entries: [entry(2, 2), entry(4, 2)] }],
+];
+
+/**
  * Registers the conformance tests for one adapter under `name`.
  *
  * @example
@@ -251,28 +278,7 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
     t.test('a bad write rejects with StorageError and changes nothing', async (t) => {
       const { s, f } = await setup(t);
       await s.write({ hardState: { term: 2, votedFor: 'a' }, entries: [entry(1, 1), entry(2, 2), entry(3, 2)] });
-      const bad: Array<[string, Parameters<RaftStorage['write']>[0]]> = [
-        ['gap after the last index', { entries: [entry(5, 2)] }],
-        ['overlap without truncation', { entries: [entry(3, 2)] }],
-        ['not contiguous inside the batch', { entries: [entry(4, 2), entry(6, 2)] }],
-        ['truncateFrom 0', { truncateFrom: 0, entries: [] }],
-        ['truncateFrom fractional', { truncateFrom: 1.5, entries: [] }],
-        ['truncate then a gap', { truncateFrom: 2, entries: [entry(3, 2)] }],
-        ['term 0', { entries: [entry(4, 0)] }],
-        ['term fractional', { entries: [entry(4, 2.5)] }],
-        ['term decreasing against the log', { entries: [entry(4, 1)] }],
-        ['term decreasing inside the batch', { entries: [entry(4, 3), entry(5, 2)] }],
-        ['term decreasing after truncation', { truncateFrom: 3, entries: [entry(3, 1)] }],
-        ['hard state term decreasing', { hardState: { term: 1, votedFor: null }, entries: [] }],
-        ['hard state term negative', { hardState: { term: -1, votedFor: null }, entries: [] }],
-        ['vote changed within a term', { hardState: { term: 2, votedFor: 'b' }, entries: [] }],
-        ['vote withdrawn within a term', { hardState: { term: 2, votedFor: null }, entries: [] }],
-        ['entries not an array', { entries: null as unknown as LogEntry[] }],
-        ['votedFor not a string', { hardState: { term: 3, votedFor: 7 as unknown as string }, entries: [] }],
-        // A valid prefix does not get in when a later part is bad.
-        ['good entries, bad hard state', { entries: [entry(4, 2)], hardState: { term: 1, votedFor: null } }],
-        ['good truncation, bad entries', { truncateFrom: 2, entries: [entry(2, 2), entry(4, 2)] }],
-      ];
+      const bad = BAD_WRITES;
       for (const [what, write] of bad) {
         await t.rejects(s.write(write), StorageError, what);
       }
