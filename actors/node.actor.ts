@@ -480,9 +480,11 @@ export interface RaftNode<R = unknown> {
   snapshot(): Promise<SnapshotMeta>;
   /**
    * Changes tunables of the running node: `snapshotThreshold` (from the next applied entry),
-   * `trailingLogs` (from the next compaction) and `maxConcurrentSnapshots` (transfers waiting for a
-   * slot start at once when it grows; running ones are not stopped when it shrinks). Options not
-   * given keep their value.
+   * `trailingLogs` (from the next compaction), `maxConcurrentSnapshots` (transfers waiting for a
+   * slot start at once when it grows; running ones are not stopped when it shrinks),
+   * `snapshotIntervalMs` (the next period starts now; `0` stops it) and `snapshotTransfer` (merged
+   * into the current limits; transfers that start afterwards use them). Options not given keep
+   * their value.
    *
    * @throws `ConfigurationError` naming an option that is unknown, not reloadable, or out of bounds
    * (nothing changes then).
@@ -706,6 +708,9 @@ class Node<R> implements RaftNode<R> {
   /** The snapshot being taken, and who waits for it. */
   #snapshotting: Promise<SnapshotMeta> | null = null;
   #snapshotWaiters: Waiter<SnapshotMeta>[] = [];
+  /** The `snapshotIntervalMs` timer, and whether it found a snapshot due (taken at the next point between two applies). */
+  #snapshotTimer: TimerHandle | null = null;
+  #snapshotDue = false;
   /** Follower: the receiver of InstallSnapshot chunks (one per run), the chunks this turn handed over, and those still being handled. */
   #receiver: SnapshotReceiver | null = null;
   #snapshotInbox: InstallSnapshotRequest[] = [];
@@ -1019,6 +1024,7 @@ class Node<R> implements RaftNode<R> {
     this.#readSeq = Math.max(this.#readSeq, Math.floor(this.#clock.now() * 1024));
     this.#state = 'running';
     actor.start();
+    this.#armSnapshotInterval();
   }
 
   async stop(options?: StopOptions): Promise<void> {
@@ -1038,6 +1044,7 @@ class Node<R> implements RaftNode<R> {
     for (const w of this.#changeRequests.splice(0)) w.reject(new ShutdownError('membership change'));
     if (this.#transfer !== null) this.#endTransfer('shutdown');
     for (const w of this.#snapshotWaiters.splice(0)) w.reject(new ShutdownError('snapshot'));
+    this.#armSnapshotInterval();
     this.#closeReaders();
     this.#releaseWriteBarriers();
     if (wasStarted) {
@@ -1231,6 +1238,7 @@ class Node<R> implements RaftNode<R> {
 
   reloadConfig(options: ReloadableOptions): void {
     this.#opts = reloadOptions(this.#opts, options);
+    if (options.snapshotIntervalMs !== undefined) this.#armSnapshotInterval();
     while (this.#slotQueue.length > 0 && this.#slots.size < this.#opts.maxConcurrentSnapshots) {
       const waiting = this.#slotQueue.shift();
       if (waiting !== undefined && waiting.self.getSnapshot().status === 'active') this.#readChunk(waiting.self, waiting.intent, waiting.index);
@@ -1545,7 +1553,7 @@ class Node<R> implements RaftNode<R> {
     const threshold = this.#opts.snapshotThreshold;
     while (this.#applied < this.#commitTarget && this.#state === 'running') {
       // Between two applies: the state is exactly that of `#applied`, the moment to capture a snapshot.
-      if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0) this.#maybeSnapshot();
+      if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0 || this.#snapshotDue) this.#maybeSnapshot();
       const entry = this.#log.entry(this.#applied + 1);
       if (entry === undefined) return;
       if (entry.type !== 'normal') {
@@ -1575,7 +1583,7 @@ class Node<R> implements RaftNode<R> {
       this.#applied = entry.index;
       this.#settle(entry, result);
     }
-    if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0) this.#maybeSnapshot();
+    if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0 || this.#snapshotDue) this.#maybeSnapshot();
   }
 
   /** A configuration entry was applied: the client change it ends (if this leader appended it) settles. */
@@ -1619,6 +1627,7 @@ class Node<R> implements RaftNode<R> {
     const store = this.#store;
     const take = this.#fsm.snapshot;
     if (store === null || take === undefined) return;
+    this.#snapshotDue = false;
     const index = this.#applied;
     const term = this.#log.term(index);
     const config = this.#configAt(index);
@@ -1654,6 +1663,27 @@ class Node<R> implements RaftNode<R> {
         // Automatic snapshots wait for the next threshold's worth of entries after a failure.
       },
     );
+  }
+
+  /**
+   * (Re)starts the `snapshotIntervalMs` timer: each period, jittered up to +10 %, marks a snapshot
+   * due when anything was applied since the last one. Stops it when the interval is 0 or the node
+   * is not running.
+   */
+  #armSnapshotInterval(): void {
+    if (this.#snapshotTimer !== null) this.#clock.clearTimeout(this.#snapshotTimer);
+    this.#snapshotTimer = null;
+    const period = this.#opts.snapshotIntervalMs;
+    if (period === 0 || this.#state !== 'running' || this.#store === null || this.#fsm.snapshot === undefined) return;
+    const delay = period + Math.floor(this.#random.next() * period * 0.1);
+    this.#snapshotTimer = this.#clock.setTimeout(() => {
+      this.#snapshotTimer = null;
+      if (this.#applied > this.#snapshotBase) {
+        this.#snapshotDue = true;
+        this.#maybeSnapshot();
+      }
+      this.#armSnapshotInterval();
+    }, delay);
   }
 
   /** Stages the content, makes it current, compacts the log keeping `trailingLogs` entries. */
@@ -1700,10 +1730,15 @@ class Node<R> implements RaftNode<R> {
 
   /** What the replicas may send: the newest snapshot held. */
   #snapshotView(): ReplicaSnapshots {
+    const opts = (): ResolvedOptions => this.#opts;
     return {
       latest: () => {
         const m = this.#snapshotMeta;
         return m === null ? null : { index: m.index, term: m.term, configuration: m.configuration, configurationIndex: m.configurationIndex, size: m.size };
+      },
+      // Read when a transfer starts: `reloadConfig({ snapshotTransfer })` applies to the next one.
+      get limits() {
+        return opts().snapshotTransfer;
       },
     };
   }

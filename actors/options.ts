@@ -10,6 +10,7 @@ import type { RaftStorage, SnapshotMeta } from '../adapters/storage/storage.js';
 import type { Transport } from '../adapters/transport/transport.js';
 import { ConfigurationError } from '../errors.js';
 import type { ReadMode } from '../machines/node.machine.js';
+import { DEFAULT_SNAPSHOT_SENDER_LIMITS, invalidSenderLimits, type SnapshotSenderLimits } from '../machines/snapshot.js';
 import type { ServerId } from '../machines/types.js';
 
 /** An entry handed to the user's state machine. */
@@ -112,6 +113,21 @@ export interface RaftNodeOptions<R = unknown> {
   /** Leader: snapshot transfers streaming at once; further followers that need one wait for a slot. Default 2. */
   readonly maxConcurrentSnapshots?: number;
   /**
+   * Also take a snapshot every this many milliseconds (jittered up to +10 % with `random`, so
+   * servers do not all write at once) when anything was applied since the last one, however few
+   * entries: bounds how old the newest snapshot is on a lightly written cluster, for backups taken
+   * from storage. `0` (the default) turns the interval off; `snapshotThreshold` still applies.
+   */
+  readonly snapshotIntervalMs?: number;
+  /**
+   * Leader: limits of each snapshot transfer to a follower (chunk size, window of unacknowledged
+   * chunks, retransmission backoff, retries); missing fields keep
+   * {@link DEFAULT_SNAPSHOT_SENDER_LIMITS}: 256 KiB chunks, a window of 4, retransmission after
+   * 200 ms doubling up to 5 s, 10 retransmissions of one chunk. `chunkBytes` is at most 16 MiB
+   * and must fit the transport's frame limit.
+   */
+  readonly snapshotTransfer?: Partial<SnapshotSenderLimits>;
+  /**
    * How the leader confirms linearizable reads (`readIndex()`, thesis §6.4). Default `'readIndex'`:
    * every batch of reads costs one heartbeat round to a quorum.
    *
@@ -164,6 +180,8 @@ export interface ResolvedOptions {
   readonly snapshotThreshold: number;
   readonly trailingLogs: number;
   readonly maxConcurrentSnapshots: number;
+  readonly snapshotIntervalMs: number;
+  readonly snapshotTransfer: SnapshotSenderLimits;
   readonly proposalTimeoutMs: number;
   readonly promotionThreshold: number;
   readonly maxProposalBytes: number;
@@ -175,7 +193,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'id', 'stateMachine', 'storage', 'transport', 'electionTimeoutMs', 'heartbeatIntervalMs', 'preVote',
-  'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'maxConcurrentSnapshots', 'proposalTimeoutMs', 'promotionThreshold', 'maxProposalBytes',
+  'checkQuorum', 'readMode', 'snapshotThreshold', 'trailingLogs', 'maxConcurrentSnapshots', 'snapshotIntervalMs', 'snapshotTransfer', 'proposalTimeoutMs', 'promotionThreshold', 'maxProposalBytes',
   'maxInflightMessages', 'maxInflightBytes', 'maxEntriesPerMessage', 'maxBytesPerMessage', 'clock', 'random', 'inspect', 'metrics',
 ]);
 
@@ -267,6 +285,8 @@ export function resolveOptions(options: RaftNodeOptions<unknown>): ResolvedOptio
     snapshotThreshold: int('snapshotThreshold', options.snapshotThreshold, 8192, 1),
     trailingLogs: int('trailingLogs', options.trailingLogs, 10240, 0),
     maxConcurrentSnapshots: int('maxConcurrentSnapshots', options.maxConcurrentSnapshots, 2, 1, 1024),
+    snapshotIntervalMs: int('snapshotIntervalMs', options.snapshotIntervalMs, 0, 0),
+    snapshotTransfer: senderLimits(options.snapshotTransfer, DEFAULT_SNAPSHOT_SENDER_LIMITS),
     proposalTimeoutMs: int('proposalTimeoutMs', options.proposalTimeoutMs, 10_000, 1),
     promotionThreshold: int('promotionThreshold', options.promotionThreshold, 1024, 0),
     maxProposalBytes: int('maxProposalBytes', options.maxProposalBytes, 8 * 1024 * 1024, 0, 1024 * 1024 * 1024),
@@ -285,9 +305,30 @@ export interface ReloadableOptions {
   readonly trailingLogs?: number;
   /** See {@link RaftNodeOptions.maxConcurrentSnapshots}. */
   readonly maxConcurrentSnapshots?: number;
+  /** See {@link RaftNodeOptions.snapshotIntervalMs}; the next interval starts now. */
+  readonly snapshotIntervalMs?: number;
+  /** See {@link RaftNodeOptions.snapshotTransfer}; merged into the current limits, used by transfers that start afterwards. */
+  readonly snapshotTransfer?: Partial<SnapshotSenderLimits>;
 }
 
-const RELOADABLE = new Set(['snapshotThreshold', 'trailingLogs', 'maxConcurrentSnapshots']);
+const RELOADABLE = new Set(['snapshotThreshold', 'trailingLogs', 'maxConcurrentSnapshots', 'snapshotIntervalMs', 'snapshotTransfer']);
+const SENDER_LIMIT_KEYS = Object.keys(DEFAULT_SNAPSHOT_SENDER_LIMITS);
+/** Largest snapshot chunk: far below the codec's 64 MiB frame cap. */
+const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/** Validates `snapshotTransfer` and merges it over `base`. */
+function senderLimits(value: unknown, base: SnapshotSenderLimits): SnapshotSenderLimits {
+  if (value === undefined) return base;
+  if (typeof value !== 'object' || value === null) throw new ConfigurationError('snapshotTransfer', 'must be an object');
+  for (const key of Object.keys(value)) {
+    if (!SENDER_LIMIT_KEYS.includes(key)) throw new ConfigurationError(`snapshotTransfer.${key}`, `unknown limit; known: ${SENDER_LIMIT_KEYS.join(', ')}`);
+  }
+  const merged: SnapshotSenderLimits = { ...base, ...(value as Partial<SnapshotSenderLimits>) };
+  const why = invalidSenderLimits(merged);
+  if (why !== null) throw new ConfigurationError('snapshotTransfer', why);
+  if (merged.chunkBytes > MAX_CHUNK_BYTES) throw new ConfigurationError('snapshotTransfer.chunkBytes', `must be at most ${MAX_CHUNK_BYTES} (16 MiB), got ${merged.chunkBytes}`);
+  return Object.freeze(merged);
+}
 
 /**
  * Validates `changes` against the same bounds as {@link resolveOptions} and returns `current` with them applied.
@@ -304,5 +345,7 @@ export function reloadOptions(current: ResolvedOptions, changes: ReloadableOptio
     snapshotThreshold: int('snapshotThreshold', changes.snapshotThreshold, current.snapshotThreshold, 1),
     trailingLogs: int('trailingLogs', changes.trailingLogs, current.trailingLogs, 0),
     maxConcurrentSnapshots: int('maxConcurrentSnapshots', changes.maxConcurrentSnapshots, current.maxConcurrentSnapshots, 1, 1024),
+    snapshotIntervalMs: int('snapshotIntervalMs', changes.snapshotIntervalMs, current.snapshotIntervalMs, 0),
+    snapshotTransfer: senderLimits(changes.snapshotTransfer, current.snapshotTransfer),
   };
 }

@@ -26,6 +26,18 @@ t.test('snapshot options are validated, naming the option', async (t) => {
   t.throws(() => resolveOptions({ ...base(), maxConcurrentSnapshots: 0 }), { name: 'ConfigurationError', option: 'maxConcurrentSnapshots', message: /\[1, 1024\]/ });
   t.throws(() => resolveOptions({ ...base(), snapshotThreshold: 0 }), { name: 'ConfigurationError', option: 'snapshotThreshold' });
   t.throws(() => resolveOptions({ ...base(), trailingLogs: -1 }), { name: 'ConfigurationError', option: 'trailingLogs' });
+  t.equal(o.snapshotIntervalMs, 0, 'the interval is off by default');
+  t.same(o.snapshotTransfer, { chunkBytes: 256 * 1024, window: 4, retryBaseMs: 200, retryMaxMs: 5000, maxRetries: 10 }, 'default transfer limits');
+  t.throws(() => resolveOptions({ ...base(), snapshotIntervalMs: -1 }), { name: 'ConfigurationError', option: 'snapshotIntervalMs' });
+  t.throws(() => resolveOptions({ ...base(), snapshotIntervalMs: 1.5 }), { name: 'ConfigurationError', option: 'snapshotIntervalMs' });
+  const limits = resolveOptions({ ...base(), snapshotTransfer: { chunkBytes: 4096, window: 2 } }).snapshotTransfer;
+  t.same(limits, { chunkBytes: 4096, window: 2, retryBaseMs: 200, retryMaxMs: 5000, maxRetries: 10 }, 'given limits merge over the defaults');
+  const bad = (snapshotTransfer: unknown): RaftNodeOptions => ({ ...base(), snapshotTransfer } as RaftNodeOptions);
+  t.throws(() => resolveOptions(bad({ chunk: 1 })), { name: 'ConfigurationError', option: 'snapshotTransfer.chunk', message: /unknown limit; known: chunkBytes, window/ });
+  t.throws(() => resolveOptions(bad({ window: 0 })), { name: 'ConfigurationError', option: 'snapshotTransfer', message: /window/ });
+  t.throws(() => resolveOptions(bad({ retryBaseMs: 6000 })), { name: 'ConfigurationError', option: 'snapshotTransfer', message: /retryMaxMs/ });
+  t.throws(() => resolveOptions(bad({ chunkBytes: 17 * 1024 * 1024 })), { name: 'ConfigurationError', option: 'snapshotTransfer.chunkBytes', message: /16 MiB/ });
+  t.throws(() => resolveOptions(bad('big')), { name: 'ConfigurationError', option: 'snapshotTransfer', message: /object/ });
 });
 
 /** A map of values by index: snapshot() copies synchronously; restore() records what it got. */

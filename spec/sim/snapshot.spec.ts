@@ -247,6 +247,74 @@ t.test('maxConcurrentSnapshots bounds the transfers a leader streams at once', a
   sim.assertAcksApplied();
 });
 
+t.test('snapshotTransfer limits shape the transfer: chunk size and window of unacknowledged chunks', async (t) => {
+  const seed = 557;
+  const chunkBytes = 2048;
+  const window = 2;
+  const sim = new SimCluster({ seed, size: 3, snapshots: true, node: { snapshotThreshold: THRESHOLD, trailingLogs: TRAILING, snapshotTransfer: { chunkBytes, window } } });
+  await sim.start();
+  const leader = await sim.waitLeader();
+  const behind = sim.ids.find((id) => id !== leader.id) as string;
+  sim.network.disconnect(behind);
+  await commitMany(sim, 'l', 2 * THRESHOLD, 2, 1000);
+  const events = collect(leader);
+  sim.network.connect(behind);
+  let widest = 0;
+  await sim.runUntil(
+    () => {
+      const transfer = leader.status().replicas[behind]?.snapshot;
+      if (transfer !== undefined) widest = Math.max(widest, transfer.sent - transfer.acked);
+      return events.some((e) => e.type === 'snapshotSent' && e.peer === behind);
+    },
+    30_000,
+    'the follower receives the snapshot',
+  );
+  const sending = events.filter((e): e is Extract<RaftEvent, { type: 'snapshotSending' }> => e.type === 'snapshotSending' && e.peer === behind);
+  const total = sending.at(-1)?.total ?? 0;
+  t.ok(total > 10 * chunkBytes, `the snapshot spans many chunks (${total} bytes)`);
+  const steps = sending.slice(1).map((e, k) => e.bytesSent - (sending[k] as typeof e).bytesSent).filter((d) => d > 0);
+  t.ok(steps.length > 0 && steps.every((d) => d <= window * chunkBytes), 'progress moves by at most a window of chunks');
+  t.ok(widest > 0 && widest <= window * chunkBytes, `at most window × chunkBytes unacknowledged (${widest})`);
+  await converge(sim);
+  sim.assertAcksApplied();
+
+  // Reloaded limits apply to the next transfer.
+  leader.reloadConfig({ snapshotTransfer: { chunkBytes: 64 * 1024 } });
+  t.throws(() => leader.reloadConfig({ snapshotTransfer: { window: 0 } }), { name: 'ConfigurationError', option: 'snapshotTransfer' });
+  sim.network.disconnect(behind);
+  await commitMany(sim, 'm', 2 * THRESHOLD, 2, 1000);
+  const later = collect(leader);
+  sim.network.connect(behind);
+  await sim.runUntil(() => later.some((e) => e.type === 'snapshotSent' && e.peer === behind), 30_000, 'the second transfer ends');
+  const first = later.find((e): e is Extract<RaftEvent, { type: 'snapshotSending' }> => e.type === 'snapshotSending' && e.peer === behind && e.bytesSent > 0);
+  t.ok(first !== undefined && first.bytesSent > window * chunkBytes, `the reloaded chunk size is used (${first?.bytesSent ?? 0} bytes at the first report)`);
+});
+
+t.test('snapshotIntervalMs takes a snapshot each period when anything was applied, however few entries', async (t) => {
+  const seed = 559;
+  const sim = new SimCluster({ seed, size: 3, snapshots: true, node: { snapshotThreshold: 100_000, trailingLogs: 2, snapshotIntervalMs: 1000 } });
+  await sim.start();
+  const leader = await sim.waitLeader();
+  const events = new Map(sim.ids.map((id) => [id, collect(sim.nodes.get(id) as RaftNode<string>)]));
+  const created = (id: string): number => (events.get(id) ?? []).filter((e) => e.type === 'snapshotCreated').length;
+  await commitMany(sim, 'i', 3, 3);
+  await converge(sim);
+  await sim.run(1200);
+  for (const id of sim.ids) t.equal(created(id), 1, `${id} snapshotted within one period (+10 % jitter)`);
+  await sim.run(3000);
+  for (const id of sim.ids) t.equal(created(id), 1, `${id}: nothing applied since, no new snapshot`);
+  await commitMany(sim, 'j', 1, 3);
+  await converge(sim);
+  await sim.run(1200);
+  for (const id of sim.ids) t.equal(created(id), 2, `${id}: one new entry is enough`);
+  for (const id of sim.ids) (sim.nodes.get(id) as RaftNode<string>).reloadConfig({ snapshotIntervalMs: 0 });
+  await commitMany(sim, 'k', 2, 3);
+  await converge(sim);
+  await sim.run(5000);
+  for (const id of sim.ids) t.equal(created(id), 2, `${id}: interval 0 stops it`);
+  t.ok(leader.status().appliedIndex > 0);
+});
+
 t.test('node.snapshot() on demand: resolves with the snapshot, joins one in progress, refuses without support', async (t) => {
   const seed = 561;
   const sim = new SimCluster({ seed, size: 3, snapshots: true, node: { snapshotThreshold: 100_000, trailingLogs: 2 } });
