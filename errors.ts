@@ -19,7 +19,8 @@ export type RaftErrorCode =
   | 'CODEC'
   | 'TRANSPORT'
   | 'LEADERSHIP_TRANSFER'
-  | 'MEMBERSHIP';
+  | 'MEMBERSHIP'
+  | 'RESTORE';
 
 /**
  * Base class of every raftchart error.
@@ -278,5 +279,30 @@ export class MembershipError extends RaftError {
   constructor(reason: MembershipRefusal, why: string) {
     super('MEMBERSHIP', `membership change refused (${reason}): ${why}`);
     this.reason = reason;
+  }
+}
+
+/**
+ * A restore through the log (`RaftNode.restore`) reached its commit entry but did not
+ * replace the state: the state machine's `restore()` threw (the error is the `cause`), or the
+ * chunks before the commit do not add up. `index` is the commit entry's.
+ *
+ * @remarks Every server applies the same commit entry the same way, so every server reports the
+ * same failure (event `restoreFailed`) and keeps the state its `restore()` left, which is the
+ * previous state when `restore()` builds the new one before swapping it in, as the contract asks.
+ *
+ * @example
+ * ```ts
+ * try { await leader.restore(backup) } catch (e) {
+ *   if (e instanceof RestoreError) console.error(`backup refused at ${e.index}:`, e.cause)
+ * }
+ * ```
+ */
+export class RestoreError extends RaftError {
+  /** Index of the restore's commit entry. */
+  readonly index: number;
+  constructor(index: number, why: string, options?: { cause?: unknown }) {
+    super('RESTORE', `restore at index ${index} failed: ${why}`, options);
+    this.index = index;
   }
 }

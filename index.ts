@@ -41,6 +41,7 @@ export {
   LeadershipLostError,
   LeadershipTransferError,
   MembershipError,
+  RestoreError,
   ConfigurationError,
   StorageError,
   StorageCorruptionError,
@@ -195,6 +196,15 @@ export {
   type SnapshotSenderLimits,
   type ChunkInFlight,
 } from './machines/snapshot.js';
+export {
+  RestoreTracker,
+  encodeRestoreRecord,
+  decodeRestoreRecord,
+  type RestoreRecord,
+  type RestoreStep,
+  type CompletedRestore,
+} from './machines/restore.js';
+export type { RestoreSource, RestoreResult } from './actors/restore-writer.js';
 export { Inflights } from './machines/inflights.js';
 export { majority, quorumIndex, tally, hasQuorum, type ElectionResult } from './machines/quorum.js';
 export { isUpToDate, decideVote, type VoterState, type Ballot, type VoteDecision } from './machines/vote.js';

@@ -24,6 +24,7 @@ import {
   MembershipError,
   NotLeaderError,
   RaftError,
+  RestoreError,
   ShutdownError,
   StorageError,
   TimeoutError,
@@ -40,6 +41,7 @@ import {
 } from '../machines/replica.machine.js';
 import { snapshotSenderMachine, type ReadChunkIntent, type SnapshotAbortReason, type SnapshotSendResult } from '../machines/snapshot-sender.machine.js';
 import { chunksOf, DEFAULT_SNAPSHOT_CHUNK_BYTES, type InstallSnapshotRequest } from '../machines/snapshot.js';
+import { decodeRestoreRecord, RestoreTracker, type CompletedRestore } from '../machines/restore.js';
 import type { Configuration, LogEntry, RaftMessage, ReplicaState, Role, Server, ServerId } from '../machines/types.js';
 import { encodeConfig, latestConfig, sameConfig, serversOf, validateServers } from './config.js';
 import { RaftLog } from './log.js';
@@ -48,6 +50,7 @@ import { isolate, ProgressFeed } from './observe.js';
 import { reloadOptions, resolveOptions, type ReloadableOptions, type RaftMetricsSink, type RaftNodeOptions, type ResolvedOptions, type StateMachine } from './options.js';
 import { emptyReady, hasWrite, merge, record, type Ready } from './ready.js';
 import { SnapshotReceiver, type SnapshotReceiverObservation } from './snapshot-receiver.js';
+import { checkRestoreSource, writeRestore, type RestoreResult, type RestoreSource } from './restore-writer.js';
 
 /** What `propose` resolves with, once the entry is applied on this node. */
 export interface ProposalResult<R = unknown> {
@@ -186,6 +189,10 @@ export type RaftEvent =
   | { readonly type: 'snapshotReceived'; readonly from: ServerId; readonly index: number; readonly bytes: number; readonly total: number | null }
   /** Follower: a snapshot from the leader was installed and restored into the state machine. */
   | { readonly type: 'snapshotInstalled'; readonly index: number; readonly term: number; readonly size: number }
+  /** Every node: a snapshot supplied to `restore()` reached its commit entry at `index` and replaced the state machine's state. */
+  | { readonly type: 'restored'; readonly index: number; readonly term: number; readonly size: number }
+  /** Every node: a restore's commit entry at `index` did not replace the state (the state machine's `restore()` threw, or the chunks did not add up); see {@link RestoreError}. */
+  | { readonly type: 'restoreFailed'; readonly index: number; readonly error: RestoreError }
   /** The transport's connection to a peer was established, lost, or could not be made (transports with connections, such as the WebSocket transport). */
   | ConnectionEvent;
 
@@ -479,6 +486,41 @@ export interface RaftNode<R = unknown> {
    */
   snapshot(): Promise<SnapshotMeta>;
   /**
+   * Leader: replaces the state of every server's state machine with `source`, a snapshot in the
+   * state machine's own format (a backup from `snapshot()`, say), through the log; resolves once
+   * this leader applied it, with the index it holds from.
+   *
+   * @remarks Like hashicorp's `Restore`, for operators (disaster recovery, seeding a cluster), but
+   * safe under faults: the bytes are appended as `restore` entries (chunks of at most
+   * `snapshotTransfer.chunkBytes`, eight unapplied at a time), then a commit entry carrying their
+   * count, size and CRC-32. Each server calls its state machine's `restore(chunks, meta)` when it
+   * applies that commit (`meta.index` is the commit's index), so the restore happens at one
+   * point of the log on every server, or on none. Entries committed before it are applied to the
+   * old state and then replaced; entries after it apply to the restored state. If leadership is
+   * lost midway the run is left incomplete and ignored; if `source` throws, an abort entry closes
+   * it. Right after, each server takes a snapshot at the commit and compacts the whole run away;
+   * until then its bytes are in every server's log (and memory). No snapshot is taken while a run
+   * is open. `restore()` must build the new state completely before it replaces the old one: if
+   * it throws, every server reports `restoreFailed` and keeps its state.
+   *
+   * One restore at a time per node. `timeoutMs` (default `proposalTimeoutMs`) bounds each step:
+   * every chunk's commit, and the commit plus the state machine's restore.
+   *
+   * @throws `NotLeaderError` on a follower or when leadership is lost midway (the restore then
+   * did not happen); `ConfigurationError` when the state machine lacks `snapshot()`/`restore()`,
+   * the storage has no snapshot store, a restore is already running here, or `source` is not
+   * bytes; {@link RestoreError} when the state machine's `restore()` refused the bytes (the state
+   * is unchanged everywhere); `TimeoutError`; `ShutdownError`; the source's own error.
+   *
+   * @example
+   * ```ts
+   * const backup = await readFile('state.snap')
+   * const { index } = await leader.restore(backup)
+   * console.log(`every server holds the backup's state from index ${index}`)
+   * ```
+   */
+  restore(source: RestoreSource, options?: ProposeOptions): Promise<RestoreResult>;
+  /**
    * Changes tunables of the running node: `snapshotThreshold` (from the next applied entry),
    * `trailingLogs` (from the next compaction), `maxConcurrentSnapshots` (transfers waiting for a
    * slot start at once when it grows; running ones are not stopped when it shrinks),
@@ -570,6 +612,8 @@ class Waiter<T> {
 class Proposal<R> extends Waiter<ProposalResult<R>> {
   term = 0;
   batch: Batch<R> | null = null;
+  /** `restore` for the records of `RaftNode.restore`. */
+  entryType: 'normal' | 'restore' = 'normal';
   constructor(
     readonly data: Uint8Array,
     onResolve: (value: ProposalResult<R>) => void,
@@ -711,6 +755,11 @@ class Node<R> implements RaftNode<R> {
   /** The `snapshotIntervalMs` timer, and whether it found a snapshot due (taken at the next point between two applies). */
   #snapshotTimer: TimerHandle | null = null;
   #snapshotDue = false;
+  /** Restore runs in the applied log; the id of the last restore started here, whether one runs; compaction after a restore goes up to its commit. */
+  readonly #restores = new RestoreTracker((data, previous) => this.#crc32(data, previous));
+  #restoreId = 0;
+  #restoreRunning = false;
+  #compactThrough = 0;
   /** Follower: the receiver of InstallSnapshot chunks (one per run), the chunks this turn handed over, and those still being handled. */
   #receiver: SnapshotReceiver | null = null;
   #snapshotInbox: InstallSnapshotRequest[] = [];
@@ -888,7 +937,7 @@ class Node<R> implements RaftNode<R> {
         },
         appendProposals: (_, intent) => {
           const first = this.#log.appendNew(intent.term, intent.type, intent.payloads, this.#ready.delta);
-          if (intent.type === 'normal' && this.#batch !== null) this.#track(this.#batch, first, intent.term);
+          if ((intent.type === 'normal' || intent.type === 'restore') && this.#batch !== null) this.#track(this.#batch, first, intent.term);
           this.#batch = null;
           this.#scheduleTurn();
         },
@@ -1236,6 +1285,48 @@ class Node<R> implements RaftNode<R> {
     });
   }
 
+  restore(source: RestoreSource, options?: ProposeOptions): Promise<RestoreResult> {
+    try {
+      checkRestoreSource(source);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) return Promise.reject(new ConfigurationError('restore(options.timeoutMs)', 'must be a positive integer'));
+    if (this.#fsm.snapshot === undefined || this.#fsm.restore === undefined) {
+      return Promise.reject(new ConfigurationError('stateMachine', 'needs snapshot() and restore() methods to restore a snapshot through the log'));
+    }
+    if (this.#store === null) return Promise.reject(new ConfigurationError('storage', 'implements no snapshot store: a restore could never be compacted'));
+    if (this.#state !== 'running') return Promise.reject(new ShutdownError('restore'));
+    if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
+    if (this.#restoreRunning) return Promise.reject(new ConfigurationError('restore', 'a restore is already running on this node'));
+    this.#restoreRunning = true;
+    this.#restoreId = (this.#restoreId + 1) >>> 0;
+    const run = writeRestore(source, {
+      id: this.#restoreId,
+      entryBytes: Math.min(this.#opts.snapshotTransfer.chunkBytes, this.#opts.maxBytesPerMessage),
+      window: 8,
+      crc32: this.#crc32,
+      propose: (payload) => this.#proposeRecord(payload, timeoutMs),
+    });
+    return run.finally(() => {
+      this.#restoreRunning = false;
+    });
+  }
+
+  /** Leader: proposes one `restore` entry, settled when it is applied (or fails like a proposal). */
+  #proposeRecord(payload: Uint8Array, timeoutMs: number): Promise<ProposalResult<R>> {
+    if (this.#state !== 'running') return Promise.reject(new ShutdownError('restore'));
+    if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
+    return new Promise<ProposalResult<R>>((resolve, reject) => {
+      const proposal = new Proposal<R>(payload, resolve, reject, this.#clearTimer);
+      proposal.entryType = 'restore';
+      proposal.timer = this.#clock.setTimeout(() => proposal.reject(new TimeoutError('restore', timeoutMs)), timeoutMs);
+      this.#proposals.push(proposal);
+      this.#scheduleTurn();
+    });
+  }
+
   reloadConfig(options: ReloadableOptions): void {
     this.#opts = reloadOptions(this.#opts, options);
     if (options.snapshotIntervalMs !== undefined) this.#armSnapshotInterval();
@@ -1366,14 +1457,10 @@ class Node<R> implements RaftNode<R> {
         batch.timer = this.#clock.setTimeout(() => batch.expire(() => new TimeoutError('proposal', timeoutMs)), timeoutMs);
         for (const p of shared) p.batch = batch;
       }
-      this.#batch = proposals;
-      if (this.#metrics?.proposalBatch !== undefined) this.#measure(() => this.#metrics?.proposalBatch?.(proposals.length));
-      const payloads = new Array<Uint8Array>(proposals.length);
-      for (let k = 0; k < proposals.length; k++) payloads[k] = (proposals[k] as Proposal<R>).data;
-      this.#actor.send({ type: 'client.propose', payloads });
-      // A batch the machine neither appended nor rejected (it cannot happen today) must not hang.
-      if (this.#batch !== null) for (const p of this.#batch) p.reject(new NotLeaderError(this.#leader.leaderId));
-      this.#batch = null;
+      if (proposals.some((p) => p.entryType === 'restore')) {
+        this.#proposeBatch(proposals.filter((p) => p.entryType === 'normal'), 'normal');
+        this.#proposeBatch(proposals.filter((p) => p.entryType === 'restore'), 'restore');
+      } else this.#proposeBatch(proposals, 'normal');
     }
     if (this.#reads.length > 0) {
       const reads = this.#reads.filter((r) => !r.settled);
@@ -1399,6 +1486,19 @@ class Node<R> implements RaftNode<R> {
     if (this.#snapshotInbox.length > 0) this.#handleSnapshotChunks();
     this.#apply();
     this.#releaseWaits();
+  }
+
+  /** Hands one batch of proposals of one entry type to the machine, which appends or rejects it. */
+  #proposeBatch(proposals: Proposal<R>[], entryType: 'normal' | 'restore'): void {
+    if (proposals.length === 0) return;
+    this.#batch = proposals;
+    if (entryType === 'normal' && this.#metrics?.proposalBatch !== undefined) this.#measure(() => this.#metrics?.proposalBatch?.(proposals.length));
+    const payloads = new Array<Uint8Array>(proposals.length);
+    for (let k = 0; k < proposals.length; k++) payloads[k] = (proposals[k] as Proposal<R>).data;
+    this.#actor?.send(entryType === 'normal' ? { type: 'client.propose', payloads } : { type: 'client.propose', payloads, entryType });
+    // A batch the machine neither appended nor rejected (it cannot happen today) must not hang.
+    if (this.#batch !== null) for (const p of this.#batch) p.reject(new NotLeaderError(this.#leader.leaderId));
+    this.#batch = null;
   }
 
   /** Resolves the confirmed reads and barriers whose index is applied; forgets settled ones. */
@@ -1556,6 +1656,12 @@ class Node<R> implements RaftNode<R> {
       if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0 || this.#snapshotDue) this.#maybeSnapshot();
       const entry = this.#log.entry(this.#applied + 1);
       if (entry === undefined) return;
+      const step = this.#restores.apply(entry);
+      if (step.type === 'complete') {
+        this.#restoreAt(entry, step.restore);
+        return;
+      }
+      if (step.type === 'invalid') this.#restoreDone(entry, new RestoreError(entry.index, step.why));
       if (entry.type !== 'normal') {
         this.#applied = entry.index;
         if (entry.type === 'config') this.#settleChange(entry);
@@ -1584,6 +1690,59 @@ class Node<R> implements RaftNode<R> {
       this.#settle(entry, result);
     }
     if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0 || this.#snapshotDue) this.#maybeSnapshot();
+  }
+
+  /**
+   * A restore's commit entry is applied: the state machine restores from the run's chunks, read
+   * from the log, as an asynchronous apply of the commit (so an install from the leader waits for it).
+   */
+  #restoreAt(entry: LogEntry, restore: CompletedRestore): void {
+    this.#applyBusy = true;
+    const log = this.#log;
+    const chunks = async function* (): AsyncGenerator<Uint8Array> {
+      for (const index of restore.chunks) {
+        const e = log.entry(index);
+        const record = e === undefined ? null : decodeRestoreRecord(e.data);
+        // Never happens: no snapshot (hence no compaction) is taken inside an open run.
+        if (record?.kind !== 'chunk') throw new StorageError(`restore chunk at index ${index} is no longer in the log`);
+        yield record.data;
+      }
+    };
+    const config = this.#configAt(entry.index);
+    const meta: SnapshotMeta = {
+      index: entry.index,
+      term: entry.term,
+      configuration: config?.config ?? { servers: [] },
+      configurationIndex: config?.index ?? 0,
+      size: restore.size,
+      checksum: restore.checksum,
+      chunks: restore.chunks.length,
+    };
+    const fsm = this.#fsm;
+    Promise.resolve()
+      .then(() => fsm.restore?.(chunks(), meta))
+      .then(
+        () => null,
+        (error: unknown) => new RestoreError(entry.index, `the state machine's restore() threw: ${error instanceof Error ? error.message : String(error)}`, { cause: error }),
+      )
+      .then((failure) => {
+        if (this.#state !== 'running') return;
+        this.#restoreDone(entry, failure, restore.size);
+        this.#afterAsyncApply(entry, undefined as R);
+      });
+  }
+
+  /** A restore's commit was applied (`failure` null) or refused: report it, settle this leader's call, snapshot and compact the run away. */
+  #restoreDone(entry: LogEntry, failure: RestoreError | null, size = 0): void {
+    if (failure === null) this.#events$.next({ type: 'restored', index: entry.index, term: entry.term, size });
+    else this.#events$.next({ type: 'restoreFailed', index: entry.index, error: failure });
+    const pending = this.#pending.get(entry.index);
+    if (failure !== null && pending !== undefined) {
+      this.#pending.delete(entry.index);
+      pending.reject(pending.term === entry.term ? failure : new LeadershipLostError(entry.index));
+    }
+    this.#snapshotDue = true;
+    this.#compactThrough = Math.max(this.#compactThrough, entry.index);
   }
 
   /** A configuration entry was applied: the client change it ends (if this leader appended it) settles. */
@@ -1627,6 +1786,8 @@ class Node<R> implements RaftNode<R> {
     const store = this.#store;
     const take = this.#fsm.snapshot;
     if (store === null || take === undefined) return;
+    // Inside an open restore run a snapshot would drop chunks its commit needs (see RestoreTracker).
+    if (this.#restores.open()) return;
     this.#snapshotDue = false;
     const index = this.#applied;
     const term = this.#log.term(index);
@@ -1717,7 +1878,8 @@ class Node<R> implements RaftNode<R> {
       this.#snapshotConfig = { index: meta.configurationIndex, config: meta.configuration };
     }
     this.#events$.next({ type: 'snapshotCreated', index: meta.index, term: meta.term, size: meta.size });
-    const upTo = meta.index - this.#opts.trailingLogs;
+    // After a restore the whole run goes: a follower that still needs it gets this snapshot, the same state.
+    const upTo = Math.max(meta.index - this.#opts.trailingLogs, Math.min(this.#compactThrough, meta.index));
     if (upTo >= this.#log.firstIndex() && this.#log.term(upTo) !== undefined) {
       await store.compact(upTo);
       this.#requireRunning('snapshot');
@@ -1865,6 +2027,7 @@ class Node<R> implements RaftNode<R> {
   /** Follower: the storage made the leader's snapshot current; mirror it in memory and restore the state machine from it. */
   async #installed(chunks: AsyncIterable<Uint8Array>, meta: SnapshotMeta): Promise<void> {
     this.#log.installSnapshot(meta.index, meta.term);
+    this.#restores.reset();
     this.#snapshotMeta = meta;
     this.#snapshotBase = Math.max(this.#snapshotBase, meta.index);
     this.#snapshotConfig = { index: meta.configurationIndex, config: meta.configuration };

@@ -62,8 +62,12 @@ export interface StateMachine<R = unknown> {
    * `snapshot()` produced, possibly cut differently); `meta` says which entries it covers
    * (`meta.index`: the next entry applied is after it). Called at start when the storage holds a
    * snapshot (before the log tail is applied), and on a follower that installs a snapshot from
-   * its leader (no entry is applied meanwhile). Required as soon as a snapshot exists: a node that
-   * must install one without it stops with a `fatal` event (at start, `start()` rejects).
+   * its leader (no entry is applied meanwhile), and on every server when it applies the commit of
+   * a `RaftNode.restore` (then `chunks` are the user's bytes, and `meta.index` is the commit's
+   * index). Required as soon as a snapshot exists: a node that must install one without it stops
+   * with a `fatal` event (at start, `start()` rejects). Build the new state completely before
+   * replacing the old one: a throw from a restore through the log is reported (`restoreFailed`)
+   * and the node goes on with the state `restore()` left.
    */
   restore?(chunks: AsyncIterable<Uint8Array>, meta: SnapshotMeta): Promise<void>;
 }

@@ -28,7 +28,7 @@
  * |  12 | `installSnapshot`   | snapshotIndex:u64 snapshotTerm:u64 configurationIndex:u64 seq:u64 offset:u64 checksum:u32 done:bool hasSize:bool [size:u64] hasConfig:bool [config] length:u32 data{length} |
  * |  13 | `installSnapshotResponse` | snapshotIndex:u64 snapshotTerm:u64 seq:u64 ok:bool reason:u8 (0 none, 1 term, 2 gap, 3 checksum, 4 stale, 5 storage) next:u64 installed:bool |
  *
- * `entry = index:u64 term:u64 type:u8 (0 normal, 1 noop, 2 config) length:u32 data{length}`
+ * `entry = index:u64 term:u64 type:u8 (0 normal, 1 noop, 2 config, 3 restore) length:u32 data{length}`
  *
  * `config = count:u16 server{count} hasOld:bool [count:u16 server{count}]`, with
  * `server = id addressLength:u16 address-utf8 suffrage:u8 (0 absent, 1 voter, 2 learner) autoPromote:u8 (0 absent, 1 false, 2 true)`
@@ -57,9 +57,10 @@ import type { Configuration, EntryType, LogEntry, RaftMessage, Server, VoteRefus
  *
  * @remarks Version 2 added the optional heartbeat `round` (read index) and the
  * `readIndex`, `readIndexResponse` and `timeoutNow` messages; version 3 the
- * `installSnapshot` and `installSnapshotResponse` messages.
+ * `installSnapshot` and `installSnapshotResponse` messages; version 4 the
+ * `restore` entry type.
  */
-export const CODEC_VERSION = 3;
+export const CODEC_VERSION = 4;
 
 /**
  * Message type tags on the wire (see the table in the module documentation).
@@ -83,7 +84,7 @@ export const MESSAGE_TYPE_CODES = {
 } as const satisfies Record<RaftMessage['type'], number>;
 
 /** Entry type codes on the wire. */
-export const ENTRY_TYPE_CODES = { normal: 0, noop: 1, config: 2 } as const satisfies Record<EntryType, number>;
+export const ENTRY_TYPE_CODES = { normal: 0, noop: 1, config: 2, restore: 3 } as const satisfies Record<EntryType, number>;
 
 /** Vote refusal codes on the wire; 0 means "no reason given". */
 export const VOTE_REFUSAL_CODES = { term: 1, voted: 2, log: 3, leader: 4, learner: 5 } as const satisfies Record<
@@ -131,7 +132,7 @@ const TAG_TO_TYPE: readonly (RaftMessage['type'] | undefined)[] = (() => {
   for (const [type, code] of Object.entries(MESSAGE_TYPE_CODES)) out[code] = type as RaftMessage['type'];
   return out;
 })();
-const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
+const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config', 'restore'];
 const REFUSALS: readonly (VoteRefusal | undefined)[] = [undefined, 'term', 'voted', 'log', 'leader', 'learner'];
 const SNAPSHOT_REFUSALS: readonly (SnapshotRefusal | undefined)[] = [undefined, 'term', 'gap', 'checksum', 'stale', 'storage'];
 const SUFFRAGES = [undefined, 'voter', 'learner'] as const;

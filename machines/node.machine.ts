@@ -273,7 +273,8 @@ export type RoutedEvent =
 export type NodeEvent =
   | { readonly type: 'msg.receive'; readonly message: RaftMessage }
   | RoutedEvent
-  | { readonly type: 'client.propose'; readonly payloads: readonly Uint8Array[] }
+  /** Entries to append as leader: `normal` by default; `restore` for the records of `RaftNode.restore`. */
+  | { readonly type: 'client.propose'; readonly payloads: readonly Uint8Array[]; readonly entryType?: 'normal' | 'restore' }
   | { readonly type: 'client.campaign' }
   | { readonly type: 'client.bootstrap'; readonly config: Configuration }
   | { readonly type: 'storage.synced'; readonly index: number; readonly term: number }
@@ -704,7 +705,7 @@ export const nodeMachine = setup({
     }),
     appendBatch: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'client.propose') return;
-      enqueue({ type: 'appendProposals', params: { term: context.term, type: 'normal', payloads: event.payloads } });
+      enqueue({ type: 'appendProposals', params: { term: context.term, type: event.entryType ?? 'normal', payloads: event.payloads } });
       enqueue('notifyReplicas');
     }),
     notifyReplicas: enqueueActions(({ context, enqueue }) => {

@@ -11,8 +11,12 @@ import type { InstallSnapshotRequest, InstallSnapshotResponse } from './snapshot
 /** A server's identity, unique for all time within a cluster. */
 export type ServerId = string;
 
-/** The kind of a log entry. `noop` is appended by a new leader (§5.4.2, §8); `config` carries a {@link Configuration}. */
-export type EntryType = 'normal' | 'noop' | 'config';
+/**
+ * The kind of a log entry. `noop` is appended by a new leader (§5.4.2, §8); `config` carries a
+ * {@link Configuration}; `restore` carries part of a user-supplied snapshot being restored through
+ * the log (see `RestoreTracker`).
+ */
+export type EntryType = 'normal' | 'noop' | 'config' | 'restore';
 
 /**
  * One record of the replicated log.
@@ -27,7 +31,7 @@ export interface LogEntry {
   readonly term: number;
   /** What the entry carries. */
   readonly type: EntryType;
-  /** The payload: user bytes for `normal`, an encoded {@link Configuration} for `config`, empty for `noop`. */
+  /** The payload: user bytes for `normal`, an encoded {@link Configuration} for `config`, empty for `noop`, a restore record for `restore`. */
   readonly data: Uint8Array;
 }
 

@@ -21,7 +21,7 @@
  * | `"meta:membership"`                | reserved for the membership record (not written yet)     | — |
  * | `"meta:snapshot"`                  | `u32` count ‖ count × *snapshot record*, newest first    | a snapshot commit |
  * | `"meta:staging"`                   | one *snapshot record*: the staging, as synced so far     | staging start, each chunk append |
- * | `"l"` (0x6c) ‖ `u64` index         | `u8` type (0 normal, 1 noop, 2 config) ‖ `u64` index ‖ `u64` term ‖ data | `write()` |
+ * | `"l"` (0x6c) ‖ `u64` index         | `u8` type (0 normal, 1 noop, 2 config, 3 restore) ‖ `u64` index ‖ `u64` term ‖ data | `write()` |
  * | `"s"` (0x73) ‖ `u64` slot ‖ `u32` seq | `u64` offset of the chunk in the snapshot ‖ chunk bytes | each chunk append |
  *
  * A *snapshot record* is `u64` slot ‖ `u64` index ‖ `u64` term ‖ `u64`
@@ -152,8 +152,8 @@ const LOG_END = Uint8Array.of(LOG_PREFIX + 1);
 
 const CRC_BYTES = 4;
 const ENTRY_HEADER = 1 + 8 + 8;
-const TYPE_CODES: Readonly<Record<EntryType, number>> = { normal: 0, noop: 1, config: 2 };
-const TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
+const TYPE_CODES: Readonly<Record<EntryType, number>> = { normal: 0, noop: 1, config: 2, restore: 3 };
+const TYPES: readonly EntryType[] = ['normal', 'noop', 'config', 'restore'];
 
 const VIEW = { keyEncoding: 'view', valueEncoding: 'view' } as const;
 /** `sync` is typed on ClassicLevel only; other engines ignore it. */

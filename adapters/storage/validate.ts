@@ -16,7 +16,7 @@ export interface AcceptedState {
   readonly hardState: HardState;
 }
 
-const ENTRY_TYPES = new Set(['normal', 'noop', 'config']);
+const ENTRY_TYPES = new Set(['normal', 'noop', 'config', 'restore']);
 
 /**
  * Why `write` is invalid against `state`, or `null`: `truncateFrom` an integer

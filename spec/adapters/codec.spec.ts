@@ -57,7 +57,8 @@ function everyMessage(): RaftMessage[] {
         { index: 10, term: 7, type: 'noop', data: new Uint8Array(0) },
         { index: 11, term: 7, type: 'normal', data: bytes(0, 1, 2, 0xff, 0x80, 0) },
         { index: 12, term: 7, type: 'config', data: new TextEncoder().encode('{"servers":[]}') },
-        { index: 13, term: 7, type: 'normal', data: big },
+        { index: 13, term: 7, type: 'restore', data: new Uint8Array([2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) },
+        { index: 14, term: 7, type: 'normal', data: big },
       ],
     },
     { type: 'appendResponse', term: 7, from: 'n2', to: 'n1', success: true, index: 13, hintTerm: 0, hintIndex: 0 },
@@ -268,8 +269,8 @@ t.test('decoding rejects each kind of bad field, naming field and offset', (t) =
   t.throws(() => decodeFrame(withCount(1000)), { message: /entries count at offset \d+: 1000 entries cannot fit/ });
   t.throws(() => decodeFrame(append, { maxEntries: 0 }), { message: /exceeds the frame limit of 0 entries/ });
   const badEntryType = append.slice();
-  badEntryType[entryAt + 16] = 3;
-  t.throws(() => decodeFrame(badEntryType), { message: /entries\[0\]\.type at offset \d+: unknown entry type code 3/ });
+  badEntryType[entryAt + 16] = 4;
+  t.throws(() => decodeFrame(badEntryType), { message: /entries\[0\]\.type at offset \d+: unknown entry type code 4/ });
   const hugeLen = append.slice();
   new DataView(hugeLen.buffer).setUint32(entryAt + 17, 0xfffffff0);
   t.throws(() => decodeFrame(hugeLen), { message: /entries\[0\]\.data length at offset \d+: 4294967280 bytes but only 3 remain/ });
@@ -283,7 +284,7 @@ t.test('decoding rejects each kind of bad field, naming field and offset', (t) =
 // seeded fuzz
 
 const REFUSALS: readonly (VoteRefusal | undefined)[] = [undefined, 'term', 'voted', 'log', 'leader', 'learner'];
-const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config'];
+const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config', 'restore'];
 const ID_POOL = ['n1', 'n2', 'node-3', 'é', '節点', '🚀', 'x'.repeat(255)];
 
 function randomNumber(r: SeededRandom): number {
@@ -493,5 +494,5 @@ t.test('configuration entries round-trip, joint ones included: the payload is op
   t.same(entries.map((e) => decodeConfig(e.data)), [plain, jointConfig], 'both configurations decode to what was encoded');
   t.equal(decodeConfig(new TextEncoder().encode('{"servers":[{"id":"a","address":"a"}],"old":[]}')), null, 'a joint half without voters is rejected');
   t.equal(decodeConfig(new TextEncoder().encode('{"servers":[{"id":"a","address":"a","autoPromote":1}]}')), null, 'a bad autoPromote is rejected');
-  t.equal(CODEC_VERSION, 3, 'configuration payloads did not change the frame format (version 3 added the InstallSnapshot pair)');
+  t.equal(CODEC_VERSION, 4, 'configuration payloads did not change the frame format (version 3 added the InstallSnapshot pair, version 4 the restore entry type)');
 });

@@ -211,7 +211,7 @@ function finish(): number {
   return (a >>> 0) * TWO_21 + (b >>> 11);
 }
 
-const TYPE_CODE: Readonly<Record<EntryType, number>> = { normal: 1, noop: 2, config: 3 };
+const TYPE_CODE: Readonly<Record<EntryType, number>> = { normal: 1, noop: 2, config: 3, restore: 4 };
 
 /**
  * 53-bit digest of one entry's content: term, type and data (not its index).
