@@ -514,7 +514,7 @@ export interface RaftNode<R = unknown> {
    *
    * @example
    * ```ts
-   * const backup = await readFile('state.snap')
+   * // backup: the bytes of an earlier snapshot, e.g. read from a file
    * const { index } = await leader.restore(backup)
    * console.log(`every server holds the backup's state from index ${index}`)
    * ```

@@ -70,11 +70,6 @@ export function checkRestoreSource(source: unknown): asserts source is RestoreSo
  * `Uint8Array`) gets an abort record, best effort, then its error is rethrown.
  *
  * @throws the source's error, or the first proposal's rejection.
- *
- * @example
- * ```ts
- * const result = await writeRestore(backup, { id: 1, entryBytes: 256 * 1024, window: 8, crc32: crc32Js, propose })
- * ```
  */
 export async function writeRestore(source: RestoreSource, options: RestoreWriterOptions): Promise<RestoreResult> {
   const { id, window, crc32, propose } = options;

@@ -157,7 +157,7 @@ interface OpenRestore {
  * @example
  * ```ts
  * const tracker = new RestoreTracker(crc32Js)
- * for (const entry of committed) {
+ * for (const entry of committed) { // applied entries, in index order
  *   const step = tracker.apply(entry)
  *   if (step.type === 'complete') await restoreFrom(step.restore)
  * }

@@ -115,6 +115,47 @@ t.test('over LevelStorage: snapshots and compaction as entries apply, then a res
   await restarted.stop();
 });
 
+t.test('over LevelStorage: restore(backup) through the log, compacted away, and the restored state after a restart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'raftchart-restore-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const network = new MemoryNetwork();
+  const options = { id: 'n1', electionTimeoutMs: [20, 40] as const, heartbeatIntervalMs: 5, snapshotThreshold: 1000, trailingLogs: 1000 };
+  const fsm = store();
+  const node = createRaftNode<string>({ ...options, stateMachine: fsm, storage: new LevelStorage({ path: dir }), transport: network.transport('n1') });
+  const events: RaftEvent[] = [];
+  node.events$.subscribe((e) => events.push(e));
+  await node.start();
+  await node.bootstrap([{ id: 'n1', address: 'n1' }]);
+  await leading(node);
+  for (let k = 0; k < 5; k++) await node.propose(encoder.encode(`old${k}`));
+  // About 700 KiB: three restore entries of at most 256 KiB.
+  const rows = Array.from({ length: 20_000 }, (_, k) => [1_000_000 + k, `backup-${k}-${'x'.repeat(20)}`]);
+  const backup = encoder.encode(JSON.stringify(rows));
+  const pieces = async function* (): AsyncGenerator<Uint8Array> {
+    for (let at = 0; at < backup.length; at += 100_000) yield backup.subarray(at, at + 100_000);
+  };
+  const compacted = firstValueFrom(node.events$.pipe(filter((e) => e.type === 'logCompacted'), timeout(10_000)));
+  const result = await node.restore(pieces());
+  t.equal(result.size, backup.length, 'every byte restored');
+  t.same(fsm.restoredAt.map((m) => m.index), [result.index], "the state machine's restore() ran once, at the commit");
+  t.equal(fsm.values.size, rows.length, 'the state is the backup');
+  t.notOk([...fsm.values.values()].some((v) => v.startsWith('old')), 'the old state is gone');
+  t.match(await compacted, { upTo: result.index }, 'the run was compacted away up to the commit, despite trailingLogs');
+  await node.propose(encoder.encode('new'));
+  t.ok(events.some((e) => e.type === 'restored' && e.index === result.index), 'restored event');
+  await node.stop();
+
+  const again = store();
+  const restarted = createRaftNode<string>({ ...options, stateMachine: again, storage: new LevelStorage({ path: dir }), transport: network.transport('n1') });
+  await restarted.start();
+  t.ok((again.restoredAt[0]?.index ?? 0) >= result.index, 'start() restored the snapshot taken at the commit');
+  await leading(restarted);
+  await restarted.barrier();
+  t.equal(again.values.size, rows.length + 1, 'the backup plus the entry after it');
+  t.ok([...again.values.values()].includes('new'));
+  await restarted.stop();
+});
+
 t.test('a node without snapshot support never snapshots; a snapshot in storage needs restore()', async (t) => {
   const network = new MemoryNetwork();
   const storage = new MemoryStorage();

@@ -356,16 +356,16 @@ export function storageConformance(t: Test, name: string, make: StorageFactoryMa
     t.test('entry types and vote ids round-trip', async (t) => {
       const { s, f } = await setup(t);
       const config = new TextEncoder().encode(JSON.stringify({ voters: ['a', 'b'] }));
-      const log = [entry(1, 1, 'noop'), entry(2, 1, 'config', config), entry(3, 1, 'normal', Uint8Array.of(7))];
+      const log = [entry(1, 1, 'noop'), entry(2, 1, 'config', config), entry(3, 1, 'normal', Uint8Array.of(7)), entry(4, 1, 'restore', Uint8Array.of(3, 0, 0, 0, 1))];
       const vote = 'nœud-1 ✓ 🛶';
       await s.write({ entries: log, hardState: { term: 1, votedFor: vote } });
       const again = await restart(t, s, f);
       t.same(again.state.hardState, { term: 1, votedFor: vote });
-      t.same(plainAll(await again.s.entries(1, 3)), plainAll(log));
+      t.same(plainAll(await again.s.entries(1, 4)), plainAll(log));
       await again.s.write({ hardState: { term: 2, votedFor: null }, entries: [] });
       const third = await restart(t, again.s, f);
       t.same(third.state.hardState, { term: 2, votedFor: null });
-      t.same(plainAll(await third.s.entries(1, 3)), plainAll(log));
+      t.same(plainAll(await third.s.entries(1, 4)), plainAll(log));
     });
 
     t.test('lifecycle: before open, open twice, after close', async (t) => {

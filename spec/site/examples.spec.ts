@@ -47,6 +47,9 @@ declare const parent: import('xstate').AnyActorRef;
 declare const snapshot: SnapshotSendSource;
 declare function forwardTo(leaderId: string): void;
 declare function retry(): void;
+declare const backup: Uint8Array;
+declare const committed: LogEntry[];
+declare function restoreFrom(restore: CompletedRestore): Promise<void>;
 `;
 
 interface Example {
