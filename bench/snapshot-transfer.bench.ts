@@ -25,6 +25,15 @@ import { freePorts } from './cluster/harness.js';
 
 const MB = Number(process.env.BENCH_SNAPSHOT_MB ?? 64);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/**
+ * Transfer limits compared, interleaved run by run: `chunkKiB x window`, comma-separated; the first
+ * is the baseline the others are given as ratios of. Default: the defaults, then larger settings.
+ */
+const LIMITS = (process.env.BENCH_LIMITS ?? '256x4,1024x4,1024x8').split(',').map((spec) => {
+  const [kib, window] = spec.split('x').map(Number);
+  if (!Number.isInteger(kib) || !Number.isInteger(window) || (kib as number) < 1 || (window as number) < 1) throw new Error(`BENCH_LIMITS: bad entry ${spec}`);
+  return { label: spec, chunkBytes: (kib as number) * 1024, window: window as number };
+});
 const MiB = 1024 * 1024;
 const BYTES = MB * MiB;
 const SECRET = 'snapshot-bench-secret-0123456789abcdef';
@@ -62,7 +71,7 @@ function machine(): StateMachine<void> & { restoredBytes: number } {
   return m;
 }
 
-function open(id: string, port: number, dir: string, fsm: StateMachine<void>): RaftNode<void> {
+function open(id: string, port: number, dir: string, fsm: StateMachine<void>, limits: { chunkBytes: number; window: number }): RaftNode<void> {
   return createRaftNode<void>({
     id,
     stateMachine: fsm,
@@ -73,6 +82,7 @@ function open(id: string, port: number, dir: string, fsm: StateMachine<void>): R
     snapshotThreshold: 1_000_000,
     trailingLogs: 0,
     proposalTimeoutMs: LIMIT_MS,
+    snapshotTransfer: { chunkBytes: limits.chunkBytes, window: limits.window },
   });
 }
 
@@ -83,14 +93,14 @@ interface Run {
   installedMs: number;
 }
 
-async function run(): Promise<Run> {
+async function run(limits: { chunkBytes: number; window: number }): Promise<Run> {
   const [p1, p2] = await freePorts(2);
   if (p1 === undefined || p2 === undefined) throw new Error('no ports');
   const d1 = await mkdtemp(join(tmpdir(), 'raftchart-snapbench-1-'));
   const d2 = await mkdtemp(join(tmpdir(), 'raftchart-snapbench-2-'));
-  const leader = open('n1', p1, d1, machine());
+  const leader = open('n1', p1, d1, machine(), limits);
   const fsm2 = machine();
-  const learner = open('n2', p2, d2, fsm2);
+  const learner = open('n2', p2, d2, fsm2, limits);
   try {
     await leader.start();
     await leader.bootstrap([{ id: 'n1', address: `ws://127.0.0.1:${p1}` }]);
@@ -130,16 +140,25 @@ async function run(): Promise<Run> {
 }
 
 const before = loadavg().map((x) => x.toFixed(2)).join(' ');
-const runs: Run[] = [];
+const runs = new Map<string, Run[]>(LIMITS.map((l) => [l.label, []]));
 for (let k = 0; k < RUNS; k++) {
-  const r = await run();
-  runs.push(r);
-  console.log(`run ${k + 1}: snapshot() ${r.snapshotMs.toFixed(0)} ms, transfer ${r.transferMs.toFixed(0)} ms = ${(MB / (r.transferMs / 1000)).toFixed(1)} MiB/s (last chunk staged at ${r.stagedMs.toFixed(0)} ms, installed + restored at ${r.installedMs.toFixed(0)} ms)`);
+  for (const limits of LIMITS) {
+    const r = await run(limits);
+    runs.get(limits.label)?.push(r);
+    console.log(`run ${k + 1} ${limits.label}: snapshot() ${r.snapshotMs.toFixed(0)} ms, transfer ${r.transferMs.toFixed(0)} ms = ${(MB / (r.transferMs / 1000)).toFixed(1)} MiB/s (last chunk staged at ${r.stagedMs.toFixed(0)} ms, installed + restored at ${r.installedMs.toFixed(0)} ms)`);
+  }
 }
-const transfer = median(runs.map((r) => r.transferMs));
-const snap = median(runs.map((r) => r.snapshotMs));
-console.log(`Snapshot transfer, ${MB} MiB, WebSocket on 127.0.0.1, LevelStorage both sides, median of ${RUNS}`);
-console.log(`  transfer (first chunk sent -> follower installed and restored): ${transfer.toFixed(0)} ms = ${(MB / (transfer / 1000)).toFixed(1)} MiB/s`);
-console.log(`  of which: last chunk staged at ${median(runs.map((r) => r.stagedMs)).toFixed(0)} ms (${(MB / (median(runs.map((r) => r.stagedMs)) / 1000)).toFixed(1)} MiB/s), installed + restored at ${median(runs.map((r) => r.installedMs)).toFixed(0)} ms`);
+console.log(`Snapshot transfer, ${MB} MiB, WebSocket on 127.0.0.1, LevelStorage both sides, median of ${RUNS} (chunk KiB x window, interleaved)`);
+const base = median((runs.get(LIMITS[0]?.label ?? '') ?? []).map((r) => r.transferMs));
+for (const limits of LIMITS) {
+  const rs = runs.get(limits.label) ?? [];
+  const transfer = median(rs.map((r) => r.transferMs));
+  const staged = median(rs.map((r) => r.stagedMs));
+  console.log(
+    `  ${limits.label}: transfer (first chunk sent -> follower installed and restored) ${transfer.toFixed(0)} ms = ${(MB / (transfer / 1000)).toFixed(1)} MiB/s ` +
+      `(${(base / transfer).toFixed(2)}x the first); last chunk staged at ${staged.toFixed(0)} ms; installed + restored at ${median(rs.map((r) => r.installedMs)).toFixed(0)} ms`,
+  );
+}
+const snap = median([...runs.values()].flat().map((r) => r.snapshotMs));
 console.log(`  snapshot() on the leader (generate + write to Level): ${snap.toFixed(0)} ms = ${(MB / (snap / 1000)).toFixed(1)} MiB/s`);
 console.log(`  load average before: ${before}; after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; ${new Date().toISOString()}`);
