@@ -504,7 +504,9 @@ export interface RaftNode<R = unknown> {
    * it throws, every server reports `restoreFailed` and keeps its state.
    *
    * One restore at a time per node. `timeoutMs` (default `proposalTimeoutMs`) bounds each step:
-   * every chunk's commit, and the commit plus the state machine's restore.
+   * every chunk's commit, the wait for each piece of `source` (a stalled source aborts the
+   * restore: an open run holds back every server's snapshots), and the commit plus the state
+   * machine's restore.
    *
    * @throws `NotLeaderError` on a follower or when leadership is lost midway (the restore then
    * did not happen); `ConfigurationError` when the state machine lacks `snapshot()`/`restore()`,
@@ -1302,12 +1304,17 @@ class Node<R> implements RaftNode<R> {
     if (this.#restoreRunning) return Promise.reject(new ConfigurationError('restore', 'a restore is already running on this node'));
     this.#restoreRunning = true;
     this.#restoreId = (this.#restoreId + 1) >>> 0;
+    // A run belongs to one term: once this node's term moves, the rest of it must not be appended.
+    const term = this.#hardState.term;
     const run = writeRestore(source, {
       id: this.#restoreId,
       entryBytes: Math.min(this.#opts.snapshotTransfer.chunkBytes, this.#opts.maxBytesPerMessage),
       window: 8,
       crc32: this.#crc32,
-      propose: (payload) => this.#proposeRecord(payload, timeoutMs),
+      propose: (payload) =>
+        this.#hardState.term === term ? this.#proposeRecord(payload, timeoutMs) : Promise.reject(new NotLeaderError(this.#leader.leaderId)),
+      stallMs: timeoutMs,
+      clock: this.#clock,
     });
     return run.finally(() => {
       this.#restoreRunning = false;

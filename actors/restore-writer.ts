@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { ConfigurationError } from '../errors.js';
+import type { Clock } from '../adapters/clock.js';
+import { ConfigurationError, TimeoutError } from '../errors.js';
 import { encodeRestoreRecord, RESTORE_CHUNK_OVERHEAD } from '../machines/restore.js';
 import { chunksOf } from '../machines/snapshot.js';
 
@@ -34,6 +35,10 @@ export interface RestoreWriterOptions {
   readonly crc32: (data: Uint8Array, previous?: number) => number;
   /** Proposes one `restore` entry; resolves once it is applied (the commit: once the state machine restored). */
   readonly propose: (payload: Uint8Array) => Promise<{ readonly index: number; readonly term: number }>;
+  /** The source must yield its next piece within this many milliseconds, or the restore aborts: an open run blocks every server's snapshots. */
+  readonly stallMs: number;
+  /** Times the source. */
+  readonly clock: Clock;
 }
 
 function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<unknown> {
@@ -42,11 +47,34 @@ function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<
   return typeof v[Symbol.iterator] === 'function' || typeof v[Symbol.asyncIterator] === 'function';
 }
 
-/** Checks each piece of the source as it comes. */
-async function* pieces(source: Iterable<unknown> | AsyncIterable<unknown>): AsyncGenerator<Uint8Array> {
-  for await (const piece of source as AsyncIterable<unknown>) {
-    if (!(piece instanceof Uint8Array)) throw new ConfigurationError('restore(source)', `must yield Uint8Array pieces, got ${piece === null ? 'null' : typeof piece}`);
-    yield piece;
+/** Checks each piece of the source as it comes, and that it comes within `stallMs`. */
+async function* pieces(source: Iterable<unknown> | AsyncIterable<unknown>, stallMs: number, clock: Clock): AsyncGenerator<Uint8Array> {
+  const it =
+    Symbol.asyncIterator in source ? (source as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (source as Iterable<unknown>)[Symbol.iterator]();
+  let done = false;
+  try {
+    for (;;) {
+      let timer: ReturnType<Clock['setTimeout']> | null = null;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = clock.setTimeout(() => reject(new TimeoutError('restore source (next piece)', stallMs)), stallMs);
+      });
+      let r: IteratorResult<unknown>;
+      try {
+        r = await Promise.race([Promise.resolve(it.next()), stalled]);
+      } finally {
+        if (timer !== null) clock.clearTimeout(timer);
+      }
+      if (r.done === true) {
+        done = true;
+        return;
+      }
+      const piece = r.value;
+      if (!(piece instanceof Uint8Array)) throw new ConfigurationError('restore(source)', `must yield Uint8Array pieces, got ${piece === null ? 'null' : typeof piece}`);
+      yield piece;
+    }
+  } finally {
+    // Stopped early (an error, a stall, leadership lost): let the source release what it holds.
+    if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
   }
 }
 
@@ -67,12 +95,12 @@ export function checkRestoreSource(source: unknown): asserts source is RestoreSo
  * @remarks The first failed proposal (leadership lost, a timeout, shutdown) stops the stream and
  * rejects with that error: the records already appended stay an open run that the next leader's
  * entries close, and no restore happens. A source that throws (or yields something other than a
- * `Uint8Array`) gets an abort record, best effort, then its error is rethrown.
+ * `Uint8Array`, or stalls for `stallMs`) gets an abort record, best effort, then its error is rethrown.
  *
  * @throws the source's error, or the first proposal's rejection.
  */
 export async function writeRestore(source: RestoreSource, options: RestoreWriterOptions): Promise<RestoreResult> {
-  const { id, window, crc32, propose } = options;
+  const { id, window, crc32, propose, stallMs, clock } = options;
   const chunkBytes = Math.max(1, options.entryBytes - RESTORE_CHUNK_OVERHEAD);
   const inflight: Promise<unknown>[] = [];
   let failed: { error: unknown } | null = null;
@@ -84,7 +112,7 @@ export async function writeRestore(source: RestoreSource, options: RestoreWriter
   let size = 0;
   let checksum = 0;
   try {
-    for await (const { data } of chunksOf(source instanceof Uint8Array ? [source] : pieces(source), chunkBytes)) {
+    for await (const { data } of chunksOf(source instanceof Uint8Array ? [source] : pieces(source, stallMs, clock), chunkBytes)) {
       if (failed !== null) break;
       if (data.length === 0) continue;
       checksum = crc32(data, checksum) >>> 0;

@@ -187,6 +187,32 @@ t.test('a source that throws aborts the run: nothing restored, snapshots possibl
   await converge(sim, await sim.one('after', 3));
   for (const id of sim.ids) t.same(valuesOf(sim, id).slice(-2), ['before', 'after'], `${id} keeps its state`);
 
+  // A source that stops yielding: after timeoutMs the restore aborts instead of holding back snapshots.
+  let released = false;
+  const stalled = {
+    [Symbol.asyncIterator]: () => {
+      let n = 0;
+      return {
+        next: () => (n++ === 0 ? Promise.resolve({ done: false as const, value: new Uint8Array(2 * CHUNK) }) : new Promise<IteratorResult<Uint8Array>>(() => undefined)),
+        return: () => {
+          released = true;
+          return Promise.resolve({ done: true as const, value: undefined });
+        },
+      };
+    },
+  };
+  let stallOutcome: unknown;
+  const t0 = sim.clock.now();
+  leader.restore(stalled, { timeoutMs: 500 }).then((r) => (stallOutcome = r), (e: unknown) => (stallOutcome = e));
+  await sim.runUntil(() => stallOutcome !== undefined, 5000, 'the stalled restore settles');
+  t.match(stallOutcome, { name: 'TimeoutError', message: /restore source/ }, 'a stalled source times out');
+  t.ok(sim.clock.now() - t0 >= 500, 'after timeoutMs');
+  t.ok(released, "the source's return() was called");
+  let meta2: unknown;
+  void leader.snapshot().then((m) => (meta2 = m), (e: unknown) => (meta2 = e));
+  await sim.runUntil(() => meta2 !== undefined, 2000, 'a snapshot after the stalled run');
+  t.notOk(meta2 instanceof Error, 'the abort entry closed the stalled run');
+
   const bad = start(leader, [new Uint8Array(4), 'text' as unknown as Uint8Array]);
   await sim.runUntil(() => bad.outcome() !== undefined, 5000, 'the bad source settles');
   t.match(bad.outcome(), { name: 'ConfigurationError', message: /Uint8Array pieces/ }, 'a piece that is not bytes');
