@@ -1704,6 +1704,12 @@ class Node<R> implements RaftNode<R> {
    * from the log, as an asynchronous apply of the commit (so an install from the leader waits for it).
    */
   #restoreAt(entry: LogEntry, restore: CompletedRestore): void {
+    const fsm = this.#fsm;
+    if (fsm.restore === undefined) {
+      // As for a snapshot from the leader: going on would leave this server's state different from the others'.
+      this.#fail(new ConfigurationError('stateMachine', `has no restore() method: it cannot apply the restore committed at ${entry.index}`));
+      return;
+    }
     this.#applyBusy = true;
     const log = this.#log;
     const chunks = async function* (): AsyncGenerator<Uint8Array> {
@@ -1725,7 +1731,6 @@ class Node<R> implements RaftNode<R> {
       checksum: restore.checksum,
       chunks: restore.chunks.length,
     };
-    const fsm = this.#fsm;
     Promise.resolve()
       .then(() => fsm.restore?.(chunks(), meta))
       .then(

@@ -156,6 +156,28 @@ t.test('over LevelStorage: restore(backup) through the log, compacted away, and 
   await restarted.stop();
 });
 
+t.test('a server whose state machine has no restore() stops with a fatal event at a restore commit, instead of diverging', async (t) => {
+  const network = new MemoryNetwork();
+  const timing = { electionTimeoutMs: [50, 100] as const, heartbeatIntervalMs: 10 };
+  const full = createRaftNode<string>({ ...timing, id: 'n1', stateMachine: store(), storage: new MemoryStorage(), transport: network.transport('n1') });
+  const bare = createRaftNode<string>({ ...timing, id: 'n2', stateMachine: { apply: (e) => decoder.decode(e.data) }, storage: new MemoryStorage(), transport: network.transport('n2') });
+  t.teardown(() => Promise.all([full.stop(), bare.stop()]).then(() => undefined));
+  const bareEvents: RaftEvent[] = [];
+  bare.events$.subscribe((e) => bareEvents.push(e));
+  const servers = [{ id: 'n1', address: 'n1' }, { id: 'n2', address: 'n2' }];
+  await Promise.all([full.start(), bare.start()]);
+  await Promise.all([full.bootstrap(servers), bare.bootstrap(servers)]);
+  const { leaderId } = await firstValueFrom(full.leader$.pipe(filter((l) => l.leaderId !== null), timeout(10_000)));
+  if (leaderId === 'n2') await bare.transferLeadership('n1');
+  await leading(full);
+  await full.propose(encoder.encode('x'));
+  const fatal = firstValueFrom(bare.events$.pipe(filter((e) => e.type === 'fatal'), timeout(10_000)));
+  const outcome = full.restore(encoder.encode(JSON.stringify([[1, 'restored']]))).catch((e: unknown) => e);
+  t.match(await fatal, { error: { name: 'ConfigurationError', message: /cannot apply the restore committed at/ } }, 'n2 stops, naming why');
+  t.notOk(bareEvents.some((e) => e.type === 'restored'), 'n2 never reported a restore it did not do');
+  await outcome;
+});
+
 t.test('a node without snapshot support never snapshots; a snapshot in storage needs restore()', async (t) => {
   const network = new MemoryNetwork();
   const storage = new MemoryStorage();
