@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { CodecError, type AppliedEntry, type StateMachine } from '../../index.js';
+import { CodecError, type AppliedEntry, type SnapshotMeta, type StateMachine } from '../../index.js';
 
 /** A command of the kv state machine. Keys are strings; values are bytes. */
 export type KvCommand =
@@ -240,12 +240,13 @@ export class KvStore implements StateMachine<KvResult> {
   }
 
   /**
-   * Replaces the map with the one a {@link KvStore.snapshot} serialized.
+   * Replaces the map with the one a {@link KvStore.snapshot} serialized; `appliedIndex` becomes
+   * `meta.index` (the state is that of the snapshot's last entry).
    *
    * @throws `CodecError` for bytes that are not a kv snapshot (bad magic or version, truncated,
    * trailing bytes); the map is left unchanged then.
    */
-  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  async restore(chunks: AsyncIterable<Uint8Array>, meta?: SnapshotMeta): Promise<void> {
     const parts: Uint8Array[] = [];
     let total = 0;
     for await (const chunk of chunks) {
@@ -285,5 +286,6 @@ export class KvStore implements StateMachine<KvResult> {
     if (pos !== total) throw new CodecError(`kv snapshot has ${total - pos} trailing bytes`);
     this.#map.clear();
     for (const [k, v] of map) this.#map.set(k, v);
+    if (meta !== undefined) this.appliedIndex = meta.index;
   }
 }

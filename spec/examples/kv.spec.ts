@@ -97,8 +97,9 @@ t.test('snapshot and restore round trip, small and chunked', async (t) => {
   const all = Buffer.concat(chunks);
   const odd = [all.subarray(0, 3), all.subarray(3, 1000), all.subarray(1000)];
   const again = new KvStore();
-  await again.restore(chunksOf(...odd));
+  await again.restore(chunksOf(...odd), { index: 42, term: 3, configuration: { servers: [] }, configurationIndex: 1, size: all.length, checksum: 0, chunks: 3 });
   t.equal(again.size, 10, 'the snapshot was taken before the later put');
+  t.equal(again.appliedIndex, 42, "appliedIndex is the snapshot's index after a restore");
   t.same(again.get('k9'), value);
 
   const bad: [string, Uint8Array][] = [
