@@ -1136,10 +1136,21 @@ class Node<R> implements RaftNode<R> {
     }
     if (this.#state !== 'running') return Promise.reject(new ShutdownError('proposal'));
     if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
+    return this.#enqueue(data, timeoutMs, 'normal');
+  }
+
+  /**
+   * Queues one entry for the next turn's batch. A normal proposal on the default timeout shares
+   * its batch's timer; any other carries its own.
+   */
+  #enqueue(data: Uint8Array, timeoutMs: number, entryType: 'normal' | 'restore'): Promise<ProposalResult<R>> {
     return new Promise<ProposalResult<R>>((resolve, reject) => {
-      const proposal = new Proposal<R>(data, this.#metrics?.commitLatency === undefined ? resolve : this.#timed(resolve), reject, this.#clearTimer);
-      if (timeoutMs !== this.#opts.proposalTimeoutMs) {
-        proposal.timer = this.#clock.setTimeout(() => proposal.reject(new TimeoutError('proposal', timeoutMs)), timeoutMs);
+      const timed = entryType === 'normal' && this.#metrics?.commitLatency !== undefined;
+      const proposal = new Proposal<R>(data, timed ? this.#timed(resolve) : resolve, reject, this.#clearTimer);
+      proposal.entryType = entryType;
+      if (entryType === 'restore' || timeoutMs !== this.#opts.proposalTimeoutMs) {
+        const what = entryType === 'normal' ? 'proposal' : 'restore';
+        proposal.timer = this.#clock.setTimeout(() => proposal.reject(new TimeoutError(what, timeoutMs)), timeoutMs);
       }
       this.#proposals.push(proposal);
       this.#scheduleTurn();
@@ -1325,13 +1336,7 @@ class Node<R> implements RaftNode<R> {
   #proposeRecord(payload: Uint8Array, timeoutMs: number): Promise<ProposalResult<R>> {
     if (this.#state !== 'running') return Promise.reject(new ShutdownError('restore'));
     if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
-    return new Promise<ProposalResult<R>>((resolve, reject) => {
-      const proposal = new Proposal<R>(payload, resolve, reject, this.#clearTimer);
-      proposal.entryType = 'restore';
-      proposal.timer = this.#clock.setTimeout(() => proposal.reject(new TimeoutError('restore', timeoutMs)), timeoutMs);
-      this.#proposals.push(proposal);
-      this.#scheduleTurn();
-    });
+    return this.#enqueue(payload, timeoutMs, 'restore');
   }
 
   reloadConfig(options: ReloadableOptions): void {
@@ -1663,12 +1668,15 @@ class Node<R> implements RaftNode<R> {
       if (this.#applied - this.#snapshotBase >= threshold || this.#snapshotWaiters.length > 0 || this.#snapshotDue) this.#maybeSnapshot();
       const entry = this.#log.entry(this.#applied + 1);
       if (entry === undefined) return;
-      const step = this.#restores.apply(entry);
-      if (step.type === 'complete') {
-        this.#restoreAt(entry, step.restore);
-        return;
+      // The tracker needs a normal entry only while a run is open (its term may close the run).
+      if (entry.type !== 'normal' || this.#restores.open()) {
+        const step = this.#restores.apply(entry);
+        if (step.type === 'complete') {
+          this.#restoreAt(entry, step.restore);
+          return;
+        }
+        if (step.type === 'invalid') this.#restoreDone(entry, new RestoreError(entry.index, step.why));
       }
-      if (step.type === 'invalid') this.#restoreDone(entry, new RestoreError(entry.index, step.why));
       if (entry.type !== 'normal') {
         this.#applied = entry.index;
         if (entry.type === 'config') this.#settleChange(entry);

@@ -182,7 +182,11 @@ export class RestoreTracker {
     this.#open.clear();
   }
 
-  /** Takes the next applied entry (every type, in index order). */
+  /**
+   * Takes the next applied entry, in index order: every `restore` entry, and every other entry
+   * while {@link RestoreTracker.open} (a higher term closes open runs). Entries of other types
+   * may be skipped while no run is open: they change nothing then.
+   */
   apply(entry: LogEntry): RestoreStep {
     if (entry.term > this.#term) {
       this.#term = entry.term;

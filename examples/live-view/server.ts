@@ -38,6 +38,7 @@ import {
   toSvg,
   type RaftEvent,
   type RaftNode,
+  type RaftStatus,
   type ReplicaStatus,
   type Role,
 } from '../../index.js';
@@ -85,18 +86,13 @@ export interface LiveEventView {
   readonly text: string;
 }
 
-/** One node as the page shows it. */
-export interface LiveNodeView {
+/** One node as the page shows it: the fields of `status()` it draws, plus what only the view knows. */
+export interface LiveNodeView extends Pick<RaftStatus, 'term' | 'leaderId' | 'commitIndex' | 'appliedIndex' | 'lastLogIndex'> {
   readonly id: string;
   /** `false` when the node is stopped or not running. */
   readonly up: boolean;
   /** `null` when down. */
   readonly role: Role | null;
-  readonly term: number;
-  readonly leaderId: string | null;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly lastLogIndex: number;
   /** Ids of the members of the configuration in effect. */
   readonly members: readonly string[];
   /** Leader only: each peer's progress, by id. */
