@@ -1130,10 +1130,8 @@ class Node<R> implements RaftNode<R> {
     if (data.byteLength > this.#opts.maxProposalBytes) {
       return Promise.reject(new ConfigurationError('propose(data)', `${data.byteLength} bytes exceeds maxProposalBytes (${this.#opts.maxProposalBytes})`));
     }
-    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      return Promise.reject(new ConfigurationError('propose(options.timeoutMs)', 'must be a positive integer'));
-    }
+    const timeoutMs = timeoutOf('propose', options, this.#opts.proposalTimeoutMs);
+    if (timeoutMs instanceof ConfigurationError) return Promise.reject(timeoutMs);
     if (this.#state !== 'running') return Promise.reject(new ShutdownError('proposal'));
     if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
     return this.#enqueue(data, timeoutMs, 'normal');
@@ -1172,10 +1170,8 @@ class Node<R> implements RaftNode<R> {
 
   /** Validates the timeout, creates a waiter with its timer and hands it to `queue`. */
   #wait(what: 'read' | 'barrier', options: ReadOptions | undefined, queue: (waiter: Waiter<number>) => void): Promise<number> {
-    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      return Promise.reject(new ConfigurationError(`${what === 'read' ? 'readIndex' : 'barrier'}(options.timeoutMs)`, 'must be a positive integer'));
-    }
+    const timeoutMs = timeoutOf(what === 'read' ? 'readIndex' : 'barrier', options, this.#opts.proposalTimeoutMs);
+    if (timeoutMs instanceof ConfigurationError) return Promise.reject(timeoutMs);
     if (this.#state !== 'running') return Promise.reject(new ShutdownError(what));
     return new Promise<number>((resolve, reject) => {
       const waiter = new Waiter<number>(resolve, reject, this.#clearTimer);
@@ -1194,10 +1190,8 @@ class Node<R> implements RaftNode<R> {
     if (id !== undefined && id !== null && (typeof id !== 'string' || id.length === 0)) {
       return Promise.reject(new ConfigurationError('transferLeadership(id)', 'must be a server id, null or undefined'));
     }
-    const timeoutMs = options?.timeoutMs ?? this.#opts.electionTimeoutMs[1];
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      return Promise.reject(new ConfigurationError('transferLeadership(options.timeoutMs)', 'must be a positive integer'));
-    }
+    const timeoutMs = timeoutOf('transferLeadership', options, this.#opts.electionTimeoutMs[1]);
+    if (timeoutMs instanceof ConfigurationError) return Promise.reject(timeoutMs);
     if (this.#state !== 'running' || this.#actor === null) return Promise.reject(new ShutdownError('leadership transfer'));
     if (this.#role !== 'leader') return Promise.reject(new NotLeaderError(this.#leader.leaderId));
     if (this.#transfer !== null) return Promise.reject(new LeadershipTransferError(this.#transfer.target, 'a leadership transfer is already in progress'));
@@ -1233,8 +1227,8 @@ class Node<R> implements RaftNode<R> {
 
   /** Validates a membership request and hands it to the machine, which appends it or refuses it at once. */
   #requestChange(what: string, options: MembershipOptions | undefined, build: () => MembershipChange): Promise<MembershipResult> {
-    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) return Promise.reject(new ConfigurationError(`${what}(options.timeoutMs)`, 'must be a positive integer'));
+    const timeoutMs = timeoutOf(what, options, this.#opts.proposalTimeoutMs);
+    if (timeoutMs instanceof ConfigurationError) return Promise.reject(timeoutMs);
     const force = options?.force ?? false;
     if (typeof force !== 'boolean') return Promise.reject(new ConfigurationError(`${what}(options.force)`, 'must be a boolean'));
     let change: MembershipChange;
@@ -1304,8 +1298,8 @@ class Node<R> implements RaftNode<R> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const timeoutMs = options?.timeoutMs ?? this.#opts.proposalTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) return Promise.reject(new ConfigurationError('restore(options.timeoutMs)', 'must be a positive integer'));
+    const timeoutMs = timeoutOf('restore', options, this.#opts.proposalTimeoutMs);
+    if (timeoutMs instanceof ConfigurationError) return Promise.reject(timeoutMs);
     if (this.#fsm.snapshot === undefined || this.#fsm.restore === undefined) {
       return Promise.reject(new ConfigurationError('stateMachine', 'needs snapshot() and restore() methods to restore a snapshot through the log'));
     }
@@ -2209,6 +2203,12 @@ class Node<R> implements RaftNode<R> {
     this.#events$.next({ type: 'fatal', error });
     void this.stop();
   }
+}
+
+/** `options.timeoutMs`, or `fallback` when absent; a ConfigurationError naming `method(options.timeoutMs)` when it is not a positive integer. */
+function timeoutOf(method: string, options: { readonly timeoutMs?: number } | undefined, fallback: number): number | ConfigurationError {
+  const ms: unknown = options?.timeoutMs ?? fallback;
+  return typeof ms === 'number' && Number.isInteger(ms) && ms >= 1 ? ms : new ConfigurationError(`${method}(options.timeoutMs)`, 'must be a positive integer');
 }
 
 function checkId(what: string, id: unknown): ServerId {
