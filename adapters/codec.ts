@@ -83,7 +83,7 @@ export const MESSAGE_TYPE_CODES = {
   installSnapshotResponse: 13,
 } as const satisfies Record<RaftMessage['type'], number>;
 
-/** Entry type codes on the wire. */
+/** Entry type codes on the wire (and on disk in `LevelStorage`). Never renumber, only add. */
 export const ENTRY_TYPE_CODES = { normal: 0, noop: 1, config: 2, restore: 3 } as const satisfies Record<EntryType, number>;
 
 /** Vote refusal codes on the wire; 0 means "no reason given". */
@@ -132,7 +132,12 @@ const TAG_TO_TYPE: readonly (RaftMessage['type'] | undefined)[] = (() => {
   for (const [type, code] of Object.entries(MESSAGE_TYPE_CODES)) out[code] = type as RaftMessage['type'];
   return out;
 })();
-const ENTRY_TYPES: readonly EntryType[] = ['normal', 'noop', 'config', 'restore'];
+/** Entry types by code: the inverse of {@link ENTRY_TYPE_CODES}. */
+export const ENTRY_TYPES: readonly (EntryType | undefined)[] = (() => {
+  const out: (EntryType | undefined)[] = [];
+  for (const [type, code] of Object.entries(ENTRY_TYPE_CODES)) out[code] = type as EntryType;
+  return out;
+})();
 const REFUSALS: readonly (VoteRefusal | undefined)[] = [undefined, 'term', 'voted', 'log', 'leader', 'learner'];
 const SNAPSHOT_REFUSALS: readonly (SnapshotRefusal | undefined)[] = [undefined, 'term', 'gap', 'checksum', 'stale', 'storage'];
 const SUFFRAGES = [undefined, 'voter', 'learner'] as const;

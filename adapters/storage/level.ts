@@ -50,7 +50,7 @@
  */
 import type { AbstractLevel } from 'abstract-level';
 import { ConfigurationError, ShutdownError, StorageCorruptionError, StorageError } from '../../errors.js';
-import type { Configuration, EntryType, HardState, LogEntry } from '../../machines/types.js';
+import type { Configuration, HardState, LogEntry } from '../../machines/types.js';
 import type {
   RaftStorage,
   SnapshotDescriptor,
@@ -62,6 +62,8 @@ import type {
 } from './storage.js';
 import { DEFAULT_KEEP_SNAPSHOTS, invalidDescriptor, invalidKeepSnapshots, invalidWrite, refuseInstall } from './validate.js';
 import { crc32Js, loadCrc32, type Crc32 } from './crc32.js';
+// An entry's type byte on disk is its code on the wire.
+import { ENTRY_TYPE_CODES, ENTRY_TYPES } from '../codec.js';
 
 /**
  * Options of {@link LevelStorage}: exactly one of `path` and `db`.
@@ -152,8 +154,6 @@ const LOG_END = Uint8Array.of(LOG_PREFIX + 1);
 
 const CRC_BYTES = 4;
 const ENTRY_HEADER = 1 + 8 + 8;
-const TYPE_CODES: Readonly<Record<EntryType, number>> = { normal: 0, noop: 1, config: 2, restore: 3 };
-const TYPES: readonly EntryType[] = ['normal', 'noop', 'config', 'restore'];
 
 const VIEW = { keyEncoding: 'view', valueEncoding: 'view' } as const;
 /** `sync` is typed on ClassicLevel only; other engines ignore it. */
@@ -212,7 +212,7 @@ function unseal(crc32: Crc32, key: Uint8Array, value: Uint8Array): Uint8Array | 
 function encodeEntry(crc32: Crc32, key: Uint8Array, e: LogEntry): Uint8Array {
   const value = new Uint8Array(CRC_BYTES + ENTRY_HEADER + e.data.length);
   const view = dataView(value);
-  value[CRC_BYTES] = TYPE_CODES[e.type];
+  value[CRC_BYTES] = ENTRY_TYPE_CODES[e.type];
   setU64(view, CRC_BYTES + 1, e.index);
   setU64(view, CRC_BYTES + 9, e.term);
   value.set(e.data, CRC_BYTES + ENTRY_HEADER);
@@ -222,7 +222,7 @@ function encodeEntry(crc32: Crc32, key: Uint8Array, e: LogEntry): Uint8Array {
 /** Decodes a checked entry body; the data is copied, so callers may keep or mutate it. */
 function decodeEntry(body: Uint8Array): LogEntry | string {
   if (body.length < ENTRY_HEADER) return `entry body of ${body.length} bytes is shorter than its ${ENTRY_HEADER}-byte header`;
-  const type = TYPES[body[0] as number];
+  const type = ENTRY_TYPES[body[0] as number];
   if (type === undefined) return `unknown entry type code ${body[0]}`;
   const view = dataView(body);
   const index = getU64(view, 1);

@@ -5,6 +5,7 @@
  * @module
  */
 import type { HardState, LogEntry } from '../../machines/types.js';
+import { ENTRY_TYPE_CODES } from '../codec.js';
 import type { SnapshotDescriptor, SnapshotMeta, StorageWrite } from './storage.js';
 
 /** What a write is checked against: the log and hard state as accepted so far. */
@@ -16,7 +17,6 @@ export interface AcceptedState {
   readonly hardState: HardState;
 }
 
-const ENTRY_TYPES = new Set(['normal', 'noop', 'config', 'restore']);
 
 /**
  * Why `write` is invalid against `state`, or `null`: `truncateFrom` an integer
@@ -47,7 +47,7 @@ export function invalidWrite(write: StorageWrite, state: AcceptedState): string 
       }
       if (!Number.isSafeInteger(e.term) || e.term < 1) return `entries[${i}].term must be an integer >= 1, got ${e.term}`;
       if (e.term < prevTerm) return `entries[${i}].term ${e.term} is below the previous entry's term ${prevTerm}`;
-      if (!ENTRY_TYPES.has(e.type)) return `entries[${i}].type must be normal, noop or config, got ${String(e.type)}`;
+      if (!Object.hasOwn(ENTRY_TYPE_CODES, e.type)) return `entries[${i}].type must be one of ${Object.keys(ENTRY_TYPE_CODES).join(', ')}, got ${String(e.type)}`;
       if (!(e.data instanceof Uint8Array)) return `entries[${i}].data must be a Uint8Array`;
       prevTerm = e.term;
     }

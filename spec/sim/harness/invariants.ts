@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { ENTRY_TYPE_CODES } from '../../../adapters/codec.js';
 import type { EntryType, LogEntry, Role } from '../../../machines/types.js';
 
 // ---------------------------------------------------------------------------
@@ -211,7 +212,6 @@ function finish(): number {
   return (a >>> 0) * TWO_21 + (b >>> 11);
 }
 
-const TYPE_CODE: Readonly<Record<EntryType, number>> = { normal: 1, noop: 2, config: 3, restore: 4 };
 
 /**
  * 53-bit digest of one entry's content: term, type and data (not its index).
@@ -227,7 +227,7 @@ export function entryDigest(entry: Pick<LogEntry, 'term' | 'type' | 'data'>): nu
   const data = entry.data;
   const n = data.length;
   begin(0x2545f491, 0x5bd1e995);
-  feed(TYPE_CODE[entry.type]);
+  feed(ENTRY_TYPE_CODES[entry.type] + 1);
   feedNumber(entry.term);
   feed(n);
   const whole = n - (n % 4);
